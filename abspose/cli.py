@@ -1,0 +1,63 @@
+"""The `abspose` command: one subcommand per job. Errors name the file and what was wrong; exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+
+# Subcommands register here: name -> (help, add_arguments(parser), run(args) -> exit code).
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str) -> Callable:
+    """Decorator: register ``run(args)``; its ``add_arguments`` attribute (if any) declares the options."""
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = (help, getattr(run, "add_arguments", lambda parser: None), run)
+        return run
+
+    return register
+
+
+@command("version", "print the versions of abspose, torch and the devices torch can use")
+def _version(args: argparse.Namespace) -> int:
+    import torch
+
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    print(f"abspose {__version__}\ntorch {torch.__version__}\ncuda {cuda}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="abspose",
+        description="Metric 3D skeletons of every person a camera sees (the ROS-free tools of abspose_ros).",
+    )
+    parser.add_argument("--version", action="version", version=f"abspose {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except (OSError, ValueError) as exc:
+        print(f"abspose {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
