@@ -1,0 +1,337 @@
+"""Multi-person 2D keypoints: BlazePose (detector + full landmark model) in torch, batched over people.
+
+Top-down, as mediapipe does it: letterbox the image to 224², run the person detector, decode anchors,
+weighted NMS, one rotated square ROI per person (centre = mid-hip, size and angle from the detector's
+alignment keypoints), crop all ROIs to 256² in one ``grid_sample``, run the landmark model on the batch,
+refine with the heatmap, map back to image pixels. Optional tracking mode: ROIs from the previous frame's
+landmarks (points 33/34) replace the detector, which then runs only every ``detect_every`` frames.
+
+Units: pixels of the input image (x right, y down; raw/distorted coordinates, undistortion comes later),
+pixel centres at integer coordinates + 0.5 as in mediapipe's normalized coordinates × size.
+Geometry constants follow mediapipe 0.10.21's graphs (``../shared/notes/blazepose.md``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import skeleton
+from .blazepose_weights import load_graph
+from .image import to_rgb_tensor
+
+DETECTOR_SIZE = 224
+LANDMARK_SIZE = 256
+HEATMAP_SIZE = 64
+NUM_LANDMARKS = 33  # body landmarks; the model outputs 39 (33, 34: hip centre and scale point for ROIs)
+REFINE_KERNEL = 9  # the shipped binary refines in a 9x9 window (its .pbtxt says 7)
+
+
+def _anchors() -> torch.Tensor:
+    """[2254, 2] SSD anchor centres (normalized) of the pose detector: strides 8, 16, 32×3, 2 per cell."""
+    out = []
+    for stride, per_cell in ((8, 2), (16, 2), (32, 6)):
+        n = DETECTOR_SIZE // stride
+        y, x = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+        centres = torch.stack([(x + 0.5) / n, (y + 0.5) / n], dim=-1).reshape(-1, 1, 2)
+        out.append(centres.expand(-1, per_cell, -1).reshape(-1, 2))
+    return torch.cat(out).float()
+
+
+@dataclass
+class Options:
+    """Thresholds and modes (defaults: mediapipe's)."""
+
+    min_detection_score: float = 0.5
+    nms_iou: float = 0.3
+    min_presence: float = 0.5  # landmark model's pose-presence flag
+    max_people: int = 0  # 0 = no limit
+    roi_scale: float = 1.25
+    refine_min_confidence: float = 0.5
+    tracking: bool = False  # reuse ROIs from the previous frame's landmarks
+    detect_every: int = 10  # in tracking mode, run the detector every N frames (and when nobody is tracked)
+    exact_crops: bool = True  # crops exactly as OpenCV's uint8 warp makes them (mediapipe parity)
+
+
+@dataclass
+class Poses2D:
+    """People found in one image (N people). Pixels of the input image; confidences in [0, 1]."""
+
+    landmarks: torch.Tensor  # [N, 33, 2] BlazePose landmarks, pixels
+    depth: torch.Tensor  # [N, 33] BlazePose relative z (pixels, same scale as x; smaller = nearer)
+    visibility: torch.Tensor  # [N, 33]
+    presence: torch.Tensor  # [N, 33]
+    world: torch.Tensor  # [N, 33, 3] BlazePose metric landmarks around the hips (m)
+    keypoints: torch.Tensor  # [N, NUM_JOINTS, 2] the package's joint set, pixels (NaN: output-only joints)
+    confidence: torch.Tensor  # [N, NUM_JOINTS]
+    score: torch.Tensor  # [N] pose presence from the landmark model
+    rois: torch.Tensor  # [N, 4] cx, cy, side (pixels), angle (rad) of each person's crop
+    detected: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [N] ROI from detector
+
+    def __len__(self) -> int:
+        return int(self.landmarks.shape[0])
+
+    def cpu(self) -> Poses2D:
+        return Poses2D(**{k: v.cpu() for k, v in self.__dict__.items()})
+
+
+def crop_rois(image: torch.Tensor, rois: torch.Tensor, size: int, border: str, exact: bool = True) -> torch.Tensor:
+    """Crop rotated squares: image [3,H,W] float 0..255, rois [N,4] (cx, cy, side px, angle rad) -> [N,3,size,size].
+
+    Output pixel (u, v) samples the image at c + R(angle)·((u/size − ½)·side, (v/size − ½)·side) in OpenCV
+    pixel coordinates, as mediapipe's ImageToTensor (OpenCV warp of the ROI's corners) does.
+    border: "zeros" or "replicate". ``exact``: reproduce OpenCV's uint8 bilinear warp bit for bit (corners
+    in float32 as cv::boxPoints gives them, sample positions on a 1/32-px grid, integer weights
+    (32−fx)(32−fy)·32, result (Σ w·p + 2¹⁴) >> 15): the models react to single grey levels, so this is what
+    gives parity with mediapipe. Otherwise plain float bilinear.
+    """
+    n = rois.shape[0]
+    _, h, w = image.shape
+    dev = image.device
+    r = rois.double()
+    cos, sin = torch.cos(r[:, 3]), torch.sin(r[:, 3])
+    half = r[:, 2] / 2
+    # top-left corner and the two edge vectors of the rotated square (cv::RotatedRect::points)
+    top_left = torch.stack([r[:, 0] - half * cos + half * sin, r[:, 1] - half * sin - half * cos], -1)
+    edge_u = torch.stack([r[:, 2] * cos, r[:, 2] * sin], -1)
+    edge_v = torch.stack([-r[:, 2] * sin, r[:, 2] * cos], -1)
+    if exact:  # cv::boxPoints returns float32 corners
+        top_left = top_left.float().double()
+        edge_u = (top_left + edge_u).float().double() - top_left
+        edge_v = (top_left + edge_v).float().double() - top_left
+    t = torch.arange(size, device=dev, dtype=torch.float64) / size
+    x = (
+        top_left[:, 0, None, None]
+        + edge_u[:, 0, None, None] * t[None, None, :]
+        + edge_v[:, 0, None, None] * t[None, :, None]
+    )
+    y = (
+        top_left[:, 1, None, None]
+        + edge_u[:, 1, None, None] * t[None, None, :]
+        + edge_v[:, 1, None, None] * t[None, :, None]
+    )
+    if not exact:
+        grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1).float()
+        img = image[None].expand(n, -1, -1, -1)
+        return F.grid_sample(
+            img, grid, mode="bilinear", padding_mode=border.replace("replicate", "border"), align_corners=False
+        )
+    x32 = torch.round(x * 32).long()
+    y32 = torch.round(y * 32).long()
+    x0, y0 = x32 >> 5, y32 >> 5
+    fx, fy = (x32 & 31).float(), (y32 & 31).float()
+    flat = image.reshape(3, -1)
+    acc = torch.zeros(3, n, size, size, device=dev, dtype=torch.float32)
+    for dy, wy in ((0, 32 - fy), (1, fy)):
+        for dx, wx in ((0, 32 - fx), (1, fx)):
+            xi, yi = x0 + dx, y0 + dy
+            weight = wx * wy * 32
+            if border == "zeros":
+                weight = weight * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))
+            idx = yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)
+            acc += flat[:, idx] * weight
+    return torch.floor((acc + 16384) / 32768).permute(1, 0, 2, 3)
+
+
+def _rois_from_points(p0: torch.Tensor, p1: torch.Tensor, scale: float) -> torch.Tensor:
+    """ROI [N,4] from alignment points (pixels): centre p0, side 2·|p1−p0|·scale, angle so p0→p1 is up."""
+    d = p1 - p0
+    side = 2.0 * d.norm(dim=-1) * scale
+    angle = math.pi / 2 - torch.atan2(-d[:, 1], d[:, 0])
+    angle = angle - 2 * math.pi * torch.floor((angle + math.pi) / (2 * math.pi))  # wrap to [-π, π)
+    return torch.stack([p0[:, 0], p0[:, 1], side, angle], dim=-1)
+
+
+def weighted_nms(boxes: torch.Tensor, points: torch.Tensor, scores: torch.Tensor, iou: float, max_out: int = 0):
+    """mediapipe's weighted NMS: boxes [M,4] (xmin, ymin, xmax, ymax), points [M,K,2], scores [M].
+
+    Greedy by score; each kept detection becomes the score-weighted mean of itself and all remaining
+    boxes overlapping it by IoU > ``iou`` (its score stays the top one). Loops once per output person.
+    """
+    order = torch.argsort(scores, descending=True)
+    boxes, points, scores = boxes[order], points[order], scores[order]
+    area = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+    alive = torch.ones(len(scores), dtype=torch.bool, device=scores.device)
+    keep_boxes, keep_points, keep_scores = [], [], []
+    for i in range(len(scores)):  # one iteration per surviving person, not per anchor
+        if not alive[i]:
+            continue
+        lt = torch.maximum(boxes[i, :2], boxes[:, :2])
+        rb = torch.minimum(boxes[i, 2:], boxes[:, 2:])
+        inter = (rb - lt).clamp(min=0).prod(dim=-1)
+        overlap = inter / (area[i] + area - inter).clamp(min=1e-12)
+        group = alive & (overlap > iou)
+        group[i] = True
+        wts = scores * group
+        total = wts.sum()
+        keep_boxes.append((boxes * wts[:, None]).sum(0) / total)
+        keep_points.append((points * wts[:, None, None]).sum(0) / total)
+        keep_scores.append(scores[i])
+        alive &= ~group
+        if max_out and len(keep_scores) >= max_out:
+            break
+    if not keep_scores:
+        return boxes[:0], points[:0], scores[:0]
+    return torch.stack(keep_boxes), torch.stack(keep_points), torch.stack(keep_scores)
+
+
+def refine_with_heatmap(xy: torch.Tensor, heatmap: torch.Tensor, kernel: int, min_conf: float) -> torch.Tensor:
+    """Heatmap refinement: xy [B,L,2] normalized to the crop, heatmap [B,L,64,64] logits -> refined xy.
+
+    In a kernel×kernel window around (trunc(x·64), trunc(y·64)), replace x, y by the sigmoid-weighted mean
+    column/row divided by 64, where the window's maximum is at least ``min_conf``.
+    """
+    b, n, hh, hw = heatmap.shape
+    off = torch.arange(kernel, device=xy.device) - (kernel - 1) // 2
+    col0 = torch.trunc(xy[..., 0] * hw).long()
+    row0 = torch.trunc(xy[..., 1] * hh).long()
+    inside = (col0 >= 0) & (col0 < hw) & (row0 >= 0) & (row0 < hh)
+    cols = col0[..., None] + off  # [B,L,k]
+    rows = row0[..., None] + off
+    cmask = (cols >= 0) & (cols < hw)
+    rmask = (rows >= 0) & (rows < hh)
+    flat = heatmap.reshape(b, n, hh * hw)
+    idx = rows.clamp(0, hh - 1)[..., :, None] * hw + cols.clamp(0, hw - 1)[..., None, :]  # [B,L,k,k]
+    conf = torch.sigmoid(flat.gather(2, idx.reshape(b, n, -1)).reshape(b, n, kernel, kernel))
+    conf = conf * (rmask[..., :, None] & cmask[..., None, :])
+    total = conf.sum(dim=(-1, -2))
+    ref_x = (conf * cols[..., None, :]).sum(dim=(-1, -2)) / total.clamp(min=1e-12) / hw
+    ref_y = (conf * rows[..., :, None]).sum(dim=(-1, -2)) / total.clamp(min=1e-12) / hh
+    ok = inside & (conf.amax(dim=(-1, -2)) >= min_conf) & (total > 0)
+    return torch.where(ok[..., None], torch.stack([ref_x, ref_y], dim=-1), xy)
+
+
+class BlazePose:
+    """Multi-person BlazePose on any torch device. ``__call__(image, encoding)`` -> :class:`Poses2D`."""
+
+    def __init__(self, device: str | torch.device | None = None, half: bool = False, options: Options | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.options = options or Options()
+        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        self.detector = load_graph("detector", device=self.device).to(self.dtype)
+        # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
+        self.landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device).to(self.dtype)
+        self.anchors = _anchors().to(self.device)
+        self._prev_rois: torch.Tensor | None = None
+        self._frame = 0
+
+    def reset(self) -> None:
+        """Forget tracked ROIs (call between unrelated images in tracking mode)."""
+        self._prev_rois = None
+        self._frame = 0
+
+    @torch.inference_mode()
+    def detect_people(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Person detector on image [3,H,W] (0..255): (rois [P,4] pixels, scores [P])."""
+        _, h, w = image.shape
+        side = float(max(h, w))
+        letterbox = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device)
+        x = crop_rois(image, letterbox, DETECTOR_SIZE, "zeros", self.options.exact_crops)
+        raw_boxes, raw_scores = self.detector((x / 127.5 - 1.0).to(self.dtype))
+        raw_boxes, raw_scores = raw_boxes[0].float(), raw_scores[0, :, 0].float()
+        scores = torch.sigmoid(raw_scores.clamp(-100, 100))
+        keep = scores >= self.options.min_detection_score
+        anchors = self.anchors[keep]
+        raw = raw_boxes[keep] / DETECTOR_SIZE
+        centre = raw[:, :2] + anchors
+        half = raw[:, 2:4] / 2
+        boxes = torch.cat([centre - half, centre + half], dim=-1)
+        points = raw[:, 4:12].reshape(-1, 4, 2) + anchors[:, None, :]
+        boxes, points, scores = weighted_nms(boxes, points, scores[keep], self.options.nms_iou, self.options.max_people)
+        # letterbox square (normalized) -> image pixels
+        offset = torch.tensor([w / 2 - side / 2, h / 2 - side / 2], device=self.device)
+        points = points * side + offset
+        rois = _rois_from_points(points[:, 0], points[:, 1], self.options.roi_scale)
+        return rois, scores
+
+    @torch.inference_mode()
+    def landmarks(self, image: torch.Tensor, rois: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels."""
+        crops = crop_rois(image, rois, LANDMARK_SIZE, "replicate", self.options.exact_crops) / 255.0
+        raw, flag, heatmap, world = (t.float() for t in self.landmark(crops.to(self.dtype)))
+        raw = raw.reshape(-1, 39, 5)
+        xy = refine_with_heatmap(
+            raw[..., :2] / LANDMARK_SIZE, heatmap, REFINE_KERNEL, self.options.refine_min_confidence
+        )
+        cos, sin = torch.cos(rois[:, 3])[:, None], torch.sin(rois[:, 3])[:, None]
+        u, v = xy[..., 0] - 0.5, xy[..., 1] - 0.5
+        side = rois[:, 2, None]
+        px = torch.stack(
+            [(cos * u - sin * v) * side + rois[:, 0, None], (sin * u + cos * v) * side + rois[:, 1, None]], -1
+        )
+        return {
+            "points": px,  # [N,39,2]
+            "z": raw[..., 2] / LANDMARK_SIZE * side,
+            "visibility": torch.sigmoid(raw[..., 3]),
+            "presence": torch.sigmoid(raw[..., 4]),
+            "flag": flag[:, 0],
+            "world": world.reshape(-1, 39, 3)[:, :NUM_LANDMARKS],
+        }
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray | torch.Tensor, encoding: str | None = None) -> Poses2D:
+        rgb = to_rgb_tensor(image, encoding, self.device)
+        opts = self.options
+        run_detector = not opts.tracking or self._prev_rois is None or len(self._prev_rois) == 0
+        run_detector = run_detector or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)
+        rois = self._prev_rois if opts.tracking and self._prev_rois is not None else rgb.new_zeros(0, 4)
+        detected = torch.zeros(len(rois), dtype=torch.bool, device=self.device)
+        if run_detector:
+            new_rois, _ = self.detect_people(rgb)
+            new_rois = _drop_tracked(new_rois, rois)
+            rois = torch.cat([rois, new_rois])
+            detected = torch.cat([detected, torch.ones(len(new_rois), dtype=torch.bool, device=self.device)])
+        self._frame += 1
+        if len(rois) == 0:
+            self._prev_rois = None
+            return _empty(self.device)
+        out = self.landmarks(rgb, rois)
+        keep = out["flag"] >= opts.min_presence
+        out = {k: v[keep] for k, v in out.items()}
+        rois, detected = rois[keep], detected[keep]
+        if opts.tracking:
+            self._prev_rois = _rois_from_points(out["points"][:, 33], out["points"][:, 34], opts.roi_scale)
+        lm = out["points"][:, :NUM_LANDMARKS]
+        vis = out["visibility"][:, :NUM_LANDMARKS]
+        keypoints, confidence = skeleton.from_blazepose(lm, vis)
+        return Poses2D(
+            landmarks=lm,
+            depth=out["z"][:, :NUM_LANDMARKS],
+            visibility=vis,
+            presence=out["presence"][:, :NUM_LANDMARKS],
+            world=out["world"],
+            keypoints=keypoints,
+            confidence=confidence,
+            score=out["flag"],
+            rois=rois,
+            detected=detected,
+        )
+
+
+def _drop_tracked(new: torch.Tensor, tracked: torch.Tensor, max_dist: float = 0.5) -> torch.Tensor:
+    """Detector ROIs whose centre is not within ``max_dist``·side of a tracked ROI's centre."""
+    if len(tracked) == 0 or len(new) == 0:
+        return new
+    dist = torch.cdist(new[:, :2], tracked[:, :2])
+    near = dist < max_dist * tracked[None, :, 2]
+    return new[~near.any(dim=1)]
+
+
+def _empty(device: torch.device) -> Poses2D:
+    z = torch.zeros
+    return Poses2D(
+        landmarks=z(0, NUM_LANDMARKS, 2, device=device),
+        depth=z(0, NUM_LANDMARKS, device=device),
+        visibility=z(0, NUM_LANDMARKS, device=device),
+        presence=z(0, NUM_LANDMARKS, device=device),
+        world=z(0, NUM_LANDMARKS, 3, device=device),
+        keypoints=z(0, skeleton.NUM_JOINTS, 2, device=device),
+        confidence=z(0, skeleton.NUM_JOINTS, device=device),
+        score=z(0, device=device),
+        rois=z(0, 4, device=device),
+        detected=z(0, dtype=torch.bool, device=device),
+    )

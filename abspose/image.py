@@ -1,0 +1,66 @@
+"""Images into the pipeline: any common encoding -> float RGB tensor [3,H,W] in 0..255 on the device.
+
+Encodings are sensor_msgs/Image names: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (and 8UC1/8UC3/16UC1 as
+mono/rgb). Anything else, a wrong array shape for the encoding, or an empty image raises ImageError with
+what is wrong; the caller logs it and skips the frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# encoding -> (channels, numpy dtype, channel order to RGB or None for mono)
+ENCODINGS: dict[str, tuple[int, type, tuple[int, ...] | None]] = {
+    "rgb8": (3, np.uint8, (0, 1, 2)),
+    "bgr8": (3, np.uint8, (2, 1, 0)),
+    "rgba8": (4, np.uint8, (0, 1, 2)),
+    "bgra8": (4, np.uint8, (2, 1, 0)),
+    "mono8": (1, np.uint8, None),
+    "8UC1": (1, np.uint8, None),
+    "8UC3": (3, np.uint8, (0, 1, 2)),
+    "mono16": (1, np.uint16, None),
+    "16UC1": (1, np.uint16, None),
+}
+
+
+class ImageError(ValueError):
+    """An image the pipeline cannot use; the message says what is wrong."""
+
+
+def default_encoding(shape: tuple[int, ...], sixteen_bit: bool = False) -> str:
+    """Encoding for a plain array: HxW -> mono8/mono16, HxWx3 -> rgb8, HxWx4 -> rgba8."""
+    if len(shape) == 2 or (len(shape) == 3 and shape[2] == 1):
+        return "mono16" if sixteen_bit else "mono8"
+    if len(shape) == 3 and shape[2] in (3, 4):
+        return "rgb8" if shape[2] == 3 else "rgba8"
+    raise ImageError(f"cannot tell the encoding of an array of shape {shape}")
+
+
+_TORCH_DTYPES = {np.uint8: torch.uint8, np.uint16: torch.uint16}
+
+
+def to_rgb_tensor(
+    image: np.ndarray | torch.Tensor, encoding: str | None = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """HxW[xC] image -> float32 RGB [3,H,W] in 0..255 on ``device`` (16-bit mono scaled to 0..255)."""
+    t = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
+    enc = encoding or default_encoding(tuple(t.shape), t.dtype == torch.uint16)
+    if enc not in ENCODINGS:
+        raise ImageError(f"unsupported image encoding '{enc}' (supported: {', '.join(ENCODINGS)})")
+    channels, dtype, order = ENCODINGS[enc]
+    shape = tuple(t.shape)
+    if len(shape) < 2 or shape[0] == 0 or shape[1] == 0:
+        raise ImageError(f"empty image (shape {shape})")
+    if not (len(shape) == 3 and shape[2] == channels) and not (channels == 1 and len(shape) == 2):
+        raise ImageError(f"'{enc}' needs {channels} channel(s), the image has shape {shape}")
+    if t.dtype != _TORCH_DTYPES[dtype]:
+        raise ImageError(f"'{enc}' needs {np.dtype(dtype).name} pixels, got {t.dtype}")
+    t = t.to(device).float()
+    if dtype == np.uint16:
+        t = t * (255.0 / 65535.0)
+    if t.ndim == 2:
+        t = t[..., None]
+    if order is None:
+        return t.permute(2, 0, 1).expand(3, -1, -1).contiguous()
+    return t[..., list(order)].permute(2, 0, 1).contiguous()
