@@ -13,11 +13,15 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, help: str) -> Callable:
-    """Decorator: register ``run(args)``; its ``add_arguments`` attribute (if any) declares the options."""
+# Modules whose import registers more subcommands.
+_COMMAND_MODULES = ("abspose.detect_cli",)
+
+
+def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Callable:
+    """Decorator: register ``run(args) -> exit code`` as subcommand ``name``; ``add_arguments`` declares options."""
 
     def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = (help, getattr(run, "add_arguments", lambda parser: None), run)
+        COMMANDS[name] = (help, add_arguments or (lambda parser: None), run)
         return run
 
     return register
@@ -33,6 +37,10 @@ def _version(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module)
     parser = argparse.ArgumentParser(
         prog="abspose",
         description="Metric 3D skeletons of every person a camera sees (the ROS-free tools of abspose_ros).",
@@ -57,7 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"abspose {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

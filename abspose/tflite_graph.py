@@ -146,7 +146,14 @@ def parse_tflite(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 # --- execution in torch ------------------------------------------------------------------------------
 def _activation(code: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    acts = {0: None, 1: F.relu, 2: lambda x: x.clamp(-1.0, 1.0), 3: F.relu6, 4: torch.tanh}
+    # in place: the activation always follows the op that produced a fresh tensor
+    acts = {
+        0: None,
+        1: torch.relu_,
+        2: lambda x: x.clamp_(-1.0, 1.0),
+        3: lambda x: F.hardtanh_(x, 0.0, 6.0),
+        4: torch.tanh_,
+    }
     if code not in acts:
         raise GraphError(f"fused activation {code} is not supported")
     return acts[code]

@@ -21,3 +21,47 @@ def data_path(*parts: str) -> Path:
 
 TUE_FRAMES = ("2019-05-03-12-41-38", "2019-05-03-12-42-18", "2019-05-03-12-42-25", "2019-05-03-12-42-30",
               "2019-05-03-12-42-34")  # fmt: skip
+
+IMAGES = ("coco_cc_by/coco_val2017_000000000785.jpg", "mediapipe_samples/business-person.png",
+          "mediapipe_samples/coupleanddog.jpeg", "mediapipe_samples/pose_landmarker_test_image.jpg",
+          "tue_people_recognition/example_group_photo.jpg")  # fmt: skip
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _weights_cache(tmp_path_factory):
+    """Convert BlazePose weights into a per-session cache, never the user's ~/.cache."""
+    os.environ["ABSPOSE_CACHE"] = str(tmp_path_factory.mktemp("abspose_cache"))
+    yield
+
+
+def read_rgb(path: Path):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.array(im.convert("RGB"))
+
+
+def real_images() -> list[Path]:
+    """Every photo and RGB-D colour frame in the shared data (skips when absent)."""
+    paths = [data_path("images", rel) for rel in IMAGES]
+    paths += [data_path("rgbd", "tue_hero", "frames", f"{s}_rgb.png") for s in TUE_FRAMES]
+    return paths
+
+
+@pytest.fixture(scope="session")
+def blazepose():
+    """BlazePose factory on the CPU, models loaded once per options."""
+    from abspose.detect2d import BlazePose, Options
+
+    cache: dict = {}
+
+    def make(**opts):
+        key = tuple(sorted(opts.items()))
+        if key not in cache:
+            cache[key] = BlazePose("cpu", options=Options(**opts))
+        model = cache[key]
+        model.reset()
+        return model
+
+    return make

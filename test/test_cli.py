@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "abspose.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "abspose", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_help_lists_subcommands_and_version_prints_versions():

@@ -1,0 +1,209 @@
+"""BlazePose in torch against mediapipe itself, on real photos and RGB-D frames; bad input."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from abspose import skeleton
+from abspose.blazepose_weights import MODELS, find_tflite
+from abspose.image import ImageError
+
+from conftest import TUE_FRAMES, data_path, read_rgb, real_images
+
+mp = pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 (test extra) is the parity oracle")
+
+MEAN_PX, MAX_PX = 0.5, 2.0  # parity targets on visible landmarks
+
+
+def errors(ours: np.ndarray, ref: np.ndarray, visible: np.ndarray) -> tuple[float, float]:
+    d = np.linalg.norm(ours - ref, axis=-1)[visible]
+    return float(d.mean()), float(d.max())
+
+
+@pytest.fixture(scope="module")
+def legacy_pose():
+    pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)
+    yield pose
+    pose.close()
+
+
+@pytest.fixture(scope="module")
+def tasks_landmarker(tmp_path_factory):
+    """mediapipe Tasks PoseLandmarker built offline from the wheel's two models."""
+    from mediapipe.tasks import python as mpt
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+
+    def with_metadata(name: str, mean: float, std: float) -> bytes:
+        writer = metadata_writer.MetadataWriter.create(find_tflite(name))
+        writer.add_general_info(name, "BlazePose " + name)
+        writer.add_image_input(norm_mean=[mean], norm_std=[std])
+        return writer.populate()[0]
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("pose_detector.tflite", with_metadata("detector", 127.5, 127.5))
+        z.writestr("pose_landmarks_detector.tflite", with_metadata("landmark", 0.0, 255.0))
+    task = tmp_path_factory.mktemp("task") / "pose_landmarker.task"
+    task.write_bytes(buf.getvalue())
+    opts = vision.PoseLandmarkerOptions(
+        base_options=mpt.BaseOptions(model_asset_path=str(task)), num_poses=20, running_mode=vision.RunningMode.IMAGE
+    )
+    landmarker = vision.PoseLandmarker.create_from_options(opts)
+    yield landmarker
+    landmarker.close()
+
+
+@pytest.mark.parametrize("path", real_images(), ids=lambda p: p.name)
+def test_single_person_parity_with_mediapipe_solutions_pose(path, legacy_pose, blazepose):
+    img = read_rgb(path)
+    h, w = img.shape[:2]
+    res = legacy_pose.process(img)
+    assert res.pose_landmarks is not None
+    ref = np.array([[lm.x * w, lm.y * h, lm.visibility] for lm in res.pose_landmarks.landmark])
+    poses = blazepose(refine_kernel=9)(img)  # the legacy binary refines in a 9x9 window
+    assert len(poses) >= 1
+    ours = poses.landmarks.numpy()
+    best = np.linalg.norm(ours - ref[None, :, :2], axis=-1).mean(-1).argmin()  # solutions.pose keeps one person
+    mean, worst = errors(ours[best], ref[:, :2], ref[:, 2] > 0.5)
+    assert mean < MEAN_PX and worst < MAX_PX, f"{path.name}: mean {mean:.3f} px, max {worst:.3f} px"
+    np.testing.assert_allclose(poses.visibility[best].numpy(), ref[:, 2], atol=0.02)
+
+
+@pytest.mark.parametrize("path", real_images(), ids=lambda p: p.name)
+def test_multi_person_parity_with_mediapipe_tasks(path, tasks_landmarker, blazepose):
+    img = read_rgb(path)
+    h, w = img.shape[:2]
+    res = tasks_landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=img))
+    ref = np.array([[[lm.x * w, lm.y * h, lm.visibility] for lm in person] for person in res.pose_landmarks])
+    poses = blazepose()(img)
+    assert len(poses) == len(ref) >= 1
+    ours = poses.landmarks.numpy()
+    rows, cols = linear_sum_assignment(np.linalg.norm(ours[:, None] - ref[None, :, :, :2], axis=-1).mean(-1))
+    for i, j in zip(rows, cols, strict=True):
+        mean, worst = errors(ours[i], ref[j, :, :2], ref[j, :, 2] > 0.5)
+        assert mean < MEAN_PX and worst < MAX_PX, f"{path.name} person {i}: mean {mean:.3f} px, max {worst:.3f} px"
+
+
+def test_joint_set_output_follows_the_skeleton_mapping(blazepose):
+    img = read_rgb(data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[0]}_rgb.png"))
+    poses = blazepose()(img)
+    assert poses.keypoints.shape == (len(poses), skeleton.NUM_JOINTS, 2)
+    pelvis = poses.keypoints[:, skeleton.JOINT_INDEX["pelvis"]]
+    torch.testing.assert_close(pelvis, (poses.landmarks[:, 23] + poses.landmarks[:, 24]) / 2)
+    assert torch.isnan(poses.keypoints[:, skeleton.JOINT_INDEX["spine"]]).all()
+    assert ((poses.confidence >= 0) & (poses.confidence <= 1)).all()
+    # the near person stands in the middle of the 640x480 frame
+    assert 200 < float(pelvis[0, 0]) < 450 and 150 < float(pelvis[0, 1]) < 400
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def frame():
+    return read_rgb(data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[0]}_rgb.png"))
+
+
+def test_bgr_rgba_and_bgra_give_the_rgb_result(frame, blazepose):
+    model = blazepose()
+    ref = model(frame, "rgb8").landmarks
+    for enc, img in (
+        ("bgr8", frame[..., ::-1]),
+        ("rgba8", np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])),
+        ("bgra8", np.dstack([frame[..., ::-1], np.zeros(frame.shape[:2], np.uint8)])),
+    ):
+        torch.testing.assert_close(model(img, enc).landmarks, ref)
+    # an RGBA array without an encoding is read as rgba8
+    torch.testing.assert_close(model(np.dstack([frame, frame[..., :1]])).landmarks, ref)
+
+
+def test_grayscale_still_finds_the_person(frame, blazepose):
+    grey = (frame @ np.array([0.299, 0.587, 0.114])).round().astype(np.uint8)
+    poses = blazepose()(grey, "mono8")
+    assert len(poses) == 1
+    ref = blazepose()(frame)
+    assert np.linalg.norm((poses.keypoints - ref.keypoints)[0, skeleton.INPUT_INDEX].numpy(), axis=-1).mean() < 10
+    mono16 = grey.astype(np.uint16) * 257
+    torch.testing.assert_close(blazepose()(mono16, "mono16").landmarks, poses.landmarks)
+
+
+def test_tiny_empty_and_nobody_images(blazepose):
+    model = blazepose()
+    assert len(model(np.zeros((1, 1, 3), np.uint8))) == 0
+    assert len(model(np.full((480, 640, 3), 128, np.uint8))) == 0
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert len(model(noise)) == 0
+    with pytest.raises(ImageError, match="empty"):
+        model(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ImageError, match="unsupported image encoding"):
+        model(np.zeros((4, 4, 3), np.uint8), "yuv422")
+    with pytest.raises(ImageError, match="3 channel"):
+        model(np.zeros((4, 4, 4), np.uint8), "rgb8")
+    with pytest.raises(ImageError, match="uint8"):
+        model(np.zeros((4, 4, 3), np.float32), "rgb8")
+
+
+def test_8000_px_image_scales_the_result(frame, blazepose):
+    big = np.zeros((6000, 8000, 3), np.uint8)
+    big[:5760, :7680] = np.repeat(np.repeat(frame, 12, axis=0), 12, axis=1)
+    model = blazepose()
+    small, large = model(frame), model(big)
+    assert len(large) == len(small) == 1
+    d = np.linalg.norm((large.keypoints - 12 * small.keypoints)[0, skeleton.INPUT_INDEX].numpy(), axis=-1)
+    # same pose, 12 times larger; the letterbox margins differ, so the crop and the result shift a little
+    assert np.median(d) < 0.02 * float(large.rois[0, 2])
+
+
+def test_tracking_mode_reuses_rois_and_skips_the_detector(blazepose):
+    model = blazepose(tracking=True, detect_every=100)
+    frames = [read_rgb(data_path("rgbd", "tue_hero", "frames", f"{s}_rgb.png")) for s in TUE_FRAMES]
+    first = model(frames[0])
+    assert len(first) == 1 and bool(first.detected[0])
+    again = model(frames[0])  # same image, ROI from the landmarks: no detector run
+    assert len(again) == 1 and not bool(again.detected[0])
+    d = np.linalg.norm((again.keypoints - first.keypoints)[0, skeleton.INPUT_INDEX].numpy(), axis=-1)
+    assert np.median(d) < 0.03 * float(again.rois[0, 2])  # a different crop of the same person
+    model.reset()
+    assert bool(model(frames[1]).detected.all())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(frame, blazepose):
+    from abspose.detect2d import BlazePose
+
+    cpu = blazepose()(frame)
+    gpu = BlazePose("cuda")(frame).cpu()
+    assert len(gpu) == len(cpu)
+    assert (gpu.landmarks - cpu.landmarks).abs().max() < 0.5
+
+
+def test_weights_are_sha_checked_and_never_pickled(tmp_path, monkeypatch):
+    from abspose import blazepose_weights as bw
+
+    monkeypatch.setenv("ABSPOSE_CACHE", str(tmp_path / "cache"))
+    # a wheel holding the real detector bytes at the wheel's path converts from the wheel alone
+    wheel = tmp_path / "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, (rel, _) in MODELS.items():
+            z.writestr("mediapipe/" + rel, find_tflite(name))
+    paths = bw.ensure(source=wheel)
+    header = paths["detector"].read_bytes()[:8]
+    assert int.from_bytes(header, "little") < os.path.getsize(paths["detector"])  # safetensors, not a pickle
+    assert bw.load_graph("detector") is not None
+    # a tampered model is refused, naming the file
+    bad = tmp_path / "mediapipe-0.10.21-bad.whl"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("mediapipe/" + MODELS["detector"][0], b"not a model")
+    with pytest.raises(bw.WeightsError, match=r"bad\.whl.*SHA-256"):
+        bw.find_tflite("detector", bad)
+    with pytest.raises(bw.WeightsError, match="not a mediapipe wheel"):
+        bw.find_tflite("detector", tmp_path / "cache" / "blazepose_detector.safetensors")
+    # a truncated cache file is converted again
+    paths["landmark"].write_bytes(paths["landmark"].read_bytes()[:1000])
+    assert bw.ensure(download=False)["landmark"].stat().st_size > 1_000_000

@@ -1,0 +1,44 @@
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from conftest import TUE_FRAMES, data_path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "abspose", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_detect_writes_json_and_overlay(tmp_path):
+    frame = data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[0]}_rgb.png")
+    out = run("detect", frame, "--json", tmp_path / "k.json", "--overlay", tmp_path / "o.png", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "k.json").read_text())
+    assert doc["joint_names"][0] == "pelvis"
+    (image,) = doc["images"]
+    assert (image["width"], image["height"]) == (640, 480) and len(image["people"]) == 1
+    person = image["people"][0]
+    u, v, conf = person["keypoints"]["pelvis"]
+    assert 0 < u < 640 and 0 < v < 480 and conf > 0.5
+    assert person["keypoints"]["spine"] is None and len(person["blazepose"]) == 33
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.size == (640, 480)
+
+
+def test_detect_names_the_unreadable_file_and_keeps_going(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    frame = data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[1]}_rgb.png")
+    out = run("detect", bad, frame, "--device", "cpu")
+    assert out.returncode == 2
+    assert "broken.png: cannot read image" in out.stderr
+    assert f"{frame}: 1 people" in out.stdout
+
+
+def test_weights_command_reports_the_cache():
+    out = run("weights", "--no-download")
+    assert out.returncode == 0, out.stderr
+    assert "detector:" in out.stdout and "blazepose_landmark.safetensors" in out.stdout
