@@ -164,3 +164,23 @@ def load_graph(name: str, outputs: list[int] | None = None, device: str | torch.
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
     return TFLiteGraph(spec, tensors, outputs=outputs).to(device).eval()
+
+
+def tasks_bundle() -> bytes:
+    """A mediapipe Tasks ``pose_landmarker.task`` (zip) of the same two models, for the parity oracle and the
+    benchmark. Needs mediapipe installed (its metadata writer adds the input normalization Tasks requires)."""
+    import io
+
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
+
+    def with_metadata(name: str, mean: float, std: float) -> bytes:
+        writer = metadata_writer.MetadataWriter.create(find_tflite(name))
+        writer.add_general_info(name, f"BlazePose {name} from mediapipe {MEDIAPIPE_VERSION}")
+        writer.add_image_input(norm_mean=[mean], norm_std=[std])
+        return writer.populate()[0]
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("pose_detector.tflite", with_metadata("detector", 127.5, 127.5))  # input in [-1, 1]
+        z.writestr("pose_landmarks_detector.tflite", with_metadata("landmark", 0.0, 255.0))  # input in [0, 1]
+    return buf.getvalue()

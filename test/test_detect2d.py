@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 
@@ -12,7 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
-from abspose.blazepose_weights import MODELS, find_tflite
+from abspose.blazepose_weights import MODELS, find_tflite, tasks_bundle
 from abspose.image import ImageError
 
 from conftest import TUE_FRAMES, data_path, read_rgb, real_images
@@ -35,26 +34,15 @@ def legacy_pose():
 
 
 @pytest.fixture(scope="module")
-def tasks_landmarker(tmp_path_factory):
+def tasks_landmarker():
     """mediapipe Tasks PoseLandmarker built offline from the wheel's two models."""
     from mediapipe.tasks import python as mpt
     from mediapipe.tasks.python import vision
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer
 
-    def with_metadata(name: str, mean: float, std: float) -> bytes:
-        writer = metadata_writer.MetadataWriter.create(find_tflite(name))
-        writer.add_general_info(name, "BlazePose " + name)
-        writer.add_image_input(norm_mean=[mean], norm_std=[std])
-        return writer.populate()[0]
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("pose_detector.tflite", with_metadata("detector", 127.5, 127.5))
-        z.writestr("pose_landmarks_detector.tflite", with_metadata("landmark", 0.0, 255.0))
-    task = tmp_path_factory.mktemp("task") / "pose_landmarker.task"
-    task.write_bytes(buf.getvalue())
     opts = vision.PoseLandmarkerOptions(
-        base_options=mpt.BaseOptions(model_asset_path=str(task)), num_poses=20, running_mode=vision.RunningMode.IMAGE
+        base_options=mpt.BaseOptions(model_asset_buffer=tasks_bundle()),
+        num_poses=20,
+        running_mode=vision.RunningMode.IMAGE,
     )
     landmarker = vision.PoseLandmarker.create_from_options(opts)
     yield landmarker
