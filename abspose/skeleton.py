@@ -21,6 +21,7 @@ Sources:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 import torch
 
@@ -128,6 +129,11 @@ def _blazepose_source(name: str) -> tuple[int, int]:
 BLAZEPOSE_SOURCES: tuple[tuple[int, int], ...] = tuple(_blazepose_source(n) for n in JOINT_NAMES)
 
 
+@lru_cache(maxsize=8)
+def _blazepose_index(device: torch.device) -> torch.Tensor:
+    return torch.tensor(BLAZEPOSE_SOURCES, device=device)
+
+
 def from_blazepose(landmarks: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Map BlazePose landmarks to the joint set.
 
@@ -135,7 +141,7 @@ def from_blazepose(landmarks: torch.Tensor, confidence: torch.Tensor) -> tuple[t
     Returns joints [..., NUM_JOINTS, C] (midpoints of the source pairs) and confidence [..., NUM_JOINTS]
     (the lower of the pair). Output-only joints get NaN coordinates and confidence 0.
     """
-    src = torch.tensor(BLAZEPOSE_SOURCES, device=landmarks.device)
+    src = _blazepose_index(landmarks.device)
     missing = src[:, 0] < 0
     idx = src.clamp(min=0)
     pts = landmarks[..., idx, :]  # [..., J, 2, C]
