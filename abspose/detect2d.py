@@ -2,7 +2,7 @@
 
 Top-down, as mediapipe does it: letterbox the image to 224², run the person detector, decode anchors,
 weighted NMS, one rotated square ROI per person (centre = mid-hip, size and angle from the detector's
-alignment keypoints), crop all ROIs to 256² in one ``grid_sample``, run the landmark model on the batch,
+alignment keypoints), crop all ROIs to 256² in one batched gather, run the landmark model on the batch,
 refine with the heatmap, map back to image pixels. Optional tracking mode: ROIs from the previous frame's
 landmarks (points 33/34) replace the detector, which then runs only every ``detect_every`` frames.
 
@@ -26,7 +26,6 @@ from .image import to_rgb_tensor
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
-HEATMAP_SIZE = 64
 NUM_LANDMARKS = 33  # body landmarks; the model outputs 39 (33, 34: hip centre and scale point for ROIs)
 
 

@@ -120,7 +120,7 @@ def _bvh_fk(data: np.ndarray, offsets: list[np.ndarray], parents: list[int], cha
             else:
                 seq += axis
                 angles.append(values[:, k])
-        local = _matrices(np.stack(angles, axis=1), seq) if seq else np.broadcast_to(np.eye(3), (t, 3, 3))
+        local = _matrices(np.stack(angles, axis=1) if angles else np.zeros((t, 0)), seq)
         if parent < 0:
             pos[:, j] = offsets[j] + trans
             rot[:, j] = local
