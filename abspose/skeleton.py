@@ -96,6 +96,13 @@ def _flip_name(name: str) -> str:
     return name
 
 
+# Body radius in front of each joint (metres): a depth camera sees skin and clothes, the joint centre lies
+# this far behind the surface (adult averages; used by depth synthesis and by the depth readout).
+BODY_RADIUS: tuple[float, ...] = tuple(
+    {"pelvis": 0.09, "hip": 0.09, "knee": 0.05, "ankle": 0.04, "foot": 0.03, "spine": 0.1, "neck": 0.06,
+     "head": 0.08, "shoulder": 0.05, "elbow": 0.04, "wrist": 0.03}[n.split("_")[-1]] for n in JOINT_NAMES
+)  # fmt: skip
+
 # FLIP_PERMUTATION[i] = index of the mirror joint of joint i (for horizontal-flip augmentation).
 FLIP_PERMUTATION: tuple[int, ...] = tuple(JOINT_INDEX[_flip_name(n)] for n in JOINT_NAMES)
 

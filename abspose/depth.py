@@ -1,0 +1,175 @@
+"""Depth images in, robust per-joint depth readouts out.
+
+Units by encoding (never guessed from values): ``16UC1``/``mono16`` = millimetres, ``32FC1`` = metres; a
+user ``scale`` (metres per unit) overrides for odd sensors. 0, NaN and ±inf are invalid.
+
+Geometry: keypoints arrive as *ideal* (undistorted) pixels of the colour camera. A registered depth image
+(same optical frame) may have its own resolution and CameraInfo: the keypoint's ray is projected into the
+depth camera with its own K and distortion (:func:`depth_pixels`). Unregistered depth (another frame_id)
+is refused unless the caller gives the depth->colour transform, then :func:`register_depth` re-projects
+the depth image into the colour camera (z-buffer, nearest surface wins).
+
+Readout (:func:`read_depth`), per person and joint, batched:
+1. a G×G grid of samples in a square patch around the joint, its half-size ``patch_scale`` × the person's
+   2D scale (RMS keypoint radius, depth pixels), clamped to [min_patch, max_patch] px;
+2. the person's torso depth = median of the valid samples at hips, shoulders, pelvis and neck; samples
+   more than ``front`` m in front of it (occluders) or ``back`` m behind it (background) are rejected;
+3. the joint's surface depth = the ``quantile`` of the remaining samples (front-biased: at a limb's edge
+   the patch also holds background that survived step 2), valid when at least ``min_valid`` of the grid
+   survived; σ = sqrt((k·z²)² + σ_min² + (spread/2)²) with k the sensor's noise coefficient (1/m).
+
+The readout is the depth of the body *surface*; the joint lies ``skeleton.BODY_RADIUS`` behind it
+(:mod:`abspose.fuse` adds it). Frames: camera optical frames, metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import skeleton as sk
+from .camera import CameraModel
+
+# encoding -> metres per unit
+DEPTH_ENCODINGS: dict[str, float] = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0}
+_DTYPES = {
+    "16UC1": (np.uint16, torch.uint16),
+    "mono16": (np.uint16, torch.uint16),
+    "32FC1": (np.float32, torch.float32),
+}
+TORSO = tuple(sk.JOINT_INDEX[n] for n in ("pelvis", "left_hip", "right_hip", "neck", "left_shoulder", "right_shoulder"))
+
+
+class DepthError(ValueError):
+    """A depth image or depth geometry the pipeline cannot use; the message says what is wrong."""
+
+
+@dataclass
+class DepthConfig:
+    """Readout parameters (pixels, metres)."""
+
+    scale: float | None = None  # metres per unit; None = by encoding
+    patch_scale: float = 0.06  # patch half-size as a fraction of the person's 2D scale
+    min_patch: float = 2.0  # px
+    max_patch: float = 12.0  # px
+    grid: int = 7  # samples per patch side
+    front: float = 0.8  # m in front of the torso still counted as the body (reaching arms)
+    back: float = 0.5  # m behind the torso still counted as the body
+    quantile: float = 0.3
+    min_valid: float = 0.2  # share of the grid that must survive
+    noise_k: float = 1.5e-3  # σ = k z² (1/m), structured-light / ToF class sensors
+    sigma_min: float = 0.015  # m
+
+
+@dataclass
+class Readout:
+    """surface [N, J] m (NaN = invalid), sigma [N, J] m, valid [N, J] bool (J = NUM_JOINTS)."""
+
+    surface: torch.Tensor
+    sigma: torch.Tensor
+    valid: torch.Tensor
+
+
+def depth_to_metres(image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None,
+                    device: str | torch.device = "cpu") -> torch.Tensor:  # fmt: skip
+    """Depth image [H, W] -> float32 metres on ``device``, NaN where invalid (0, NaN, inf, negative)."""
+    if encoding not in DEPTH_ENCODINGS:
+        raise DepthError(f"unsupported depth encoding '{encoding}' (supported: {', '.join(DEPTH_ENCODINGS)})")
+    np_dtype, torch_dtype = _DTYPES[encoding]
+    t = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
+    if t.ndim == 3 and t.shape[2] == 1:
+        t = t[..., 0]
+    if t.ndim != 2 or t.shape[0] == 0 or t.shape[1] == 0:
+        raise DepthError(f"depth image must be HxW and non-empty, got shape {tuple(t.shape)}")
+    if t.dtype != torch_dtype:
+        raise DepthError(f"'{encoding}' needs {np.dtype(np_dtype).name} pixels, got {t.dtype}")
+    unit = DEPTH_ENCODINGS[encoding] if scale is None else float(scale)
+    if not unit > 0:
+        raise DepthError(f"depth scale must be positive, got {scale}")
+    z = t.to(device).float() * unit
+    return torch.where(torch.isfinite(z) & (z > 0), z, torch.full_like(z, float("nan")))
+
+
+def depth_pixels(keypoints: torch.Tensor, color: CameraModel, depth: CameraModel) -> torch.Tensor:
+    """Ideal colour pixels [..., 2] -> raw pixels of a *registered* depth image (its own K, D, size)."""
+    kc = torch.as_tensor(color.K, dtype=torch.float64, device=keypoints.device)
+    xy = (keypoints.double() - kc[:2, 2]) / torch.stack([kc[0, 0], kc[1, 1]])
+    rays = torch.cat([xy, torch.ones_like(xy[..., :1])], -1)
+    return depth.project(rays, distort=True)
+
+
+def register_depth(depth_m: torch.Tensor, depth_cam: CameraModel, color_cam: CameraModel, rotation: np.ndarray,
+                   translation: np.ndarray) -> torch.Tensor:  # fmt: skip
+    """Unregistered depth [Hd, Wd] (m) -> depth in the colour camera's raw image [Hc, Wc] (m, NaN = none).
+
+    ``rotation`` [3, 3] and ``translation`` [3] map points from the depth optical frame to the colour one
+    (p_c = R p_d + t, as a TF lookup of the depth frame in the colour frame gives). Nearest surface wins.
+    """
+    dev = depth_m.device
+    h, w = depth_m.shape
+    v, u = torch.meshgrid(torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij")
+    ok = torch.isfinite(depth_m)
+    uv = torch.stack([u[ok], v[ok]], -1).double()
+    pts = depth_cam.back_project(uv, depth_m[ok])
+    R = torch.as_tensor(rotation, dtype=torch.float64, device=dev)
+    t = torch.as_tensor(translation, dtype=torch.float64, device=dev)
+    pts = pts @ R.T + t
+    px = color_cam.project(pts, distort=True).round().long()
+    wc, hc = color_cam.image_size
+    inside = (
+        torch.isfinite(pts[:, 2])
+        & (pts[:, 2] > 0)
+        & (px[:, 0] >= 0)
+        & (px[:, 0] < wc)
+        & (px[:, 1] >= 0)
+        & (px[:, 1] < hc)
+    )
+    out = torch.full((hc * wc,), float("inf"), dtype=torch.float32, device=dev)
+    out.scatter_reduce_(0, px[inside, 1] * wc + px[inside, 0], pts[inside, 2].float(), reduce="amin")
+    out = out.view(hc, wc)
+    return torch.where(torch.isfinite(out), out, torch.full_like(out, float("nan")))
+
+
+def read_depth(
+    depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, cfg: DepthConfig | None = None
+) -> Readout:
+    """Per-joint surface depth from depth [H, W] (m, NaN invalid) at ``pixels`` [N, J, 2] (raw depth-image
+    pixels, J = NUM_JOINTS) for joints with ``mask`` [N, J]. All people and joints in one pass."""
+    cfg = cfg or DepthConfig()
+    n, j = pixels.shape[:2]
+    dev = depth_m.device
+    h, w = depth_m.shape
+    if n == 0:
+        empty = torch.zeros(0, j, device=dev)
+        return Readout(empty, empty, empty.bool())
+    px = pixels.to(dev, torch.float32)
+    ok = mask.to(dev) & torch.isfinite(px).all(-1)
+    m = ok.float()[..., None]
+    centre = (torch.where(ok[..., None], px, torch.zeros_like(px)) * m).sum(1) / m.sum(1).clamp(min=1)
+    spread = (
+        (((px - centre[:, None]) ** 2).sum(-1, keepdim=True).nan_to_num() * m).sum(1) / m.sum(1).clamp(min=1)
+    ).sqrt()
+    half = (cfg.patch_scale * spread).clamp(cfg.min_patch, cfg.max_patch)  # [N, 1]
+    steps = torch.linspace(-1, 1, cfg.grid, device=dev)
+    off = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).view(-1, 2)  # [G², 2]
+    pts = (px[:, :, None] + off[None, None] * half[:, :, None]).round()  # [N, J, G², 2]
+    pts = torch.where(ok[..., None, None], pts, torch.full_like(pts, -1.0))
+    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
+    flat = (pts[..., 1].clamp(0, h - 1) * w + pts[..., 0].clamp(0, w - 1)).long()
+    s = depth_m.reshape(-1)[flat]
+    s = torch.where(inside, s, torch.full_like(s, float("nan")))  # [N, J, G²]
+    torso = s[:, list(TORSO)].reshape(n, -1)
+    ref = torch.nanmedian(torso, dim=1).values
+    fallback = torch.nanmedian(s.reshape(n, -1), dim=1).values
+    ref = torch.where(torch.isfinite(ref), ref, fallback)
+    keep = (s >= ref[:, None, None] - cfg.front) & (s <= ref[:, None, None] + cfg.back)
+    s = torch.where(keep, s, torch.full_like(s, float("nan")))
+    count = keep.sum(-1)
+    surface = torch.nanquantile(s, cfg.quantile, dim=-1)
+    valid = ok & (count >= max(3, int(cfg.min_valid * cfg.grid**2))) & torch.isfinite(surface)
+    lo, hi = torch.nanquantile(s, 0.25, dim=-1), torch.nanquantile(s, 0.75, dim=-1)
+    sigma = torch.sqrt((cfg.noise_k * surface**2) ** 2 + cfg.sigma_min**2 + (0.5 * (hi - lo)) ** 2)
+    nan = torch.full_like(surface, float("nan"))
+    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid)

@@ -1,0 +1,103 @@
+"""One frame through the whole core: camera -> detect2d -> undistort -> depth readout -> lift -> fuse.
+
+:class:`Pipeline` owns the models; ``pipeline(image, camera, depth=...)`` returns :class:`People` for one
+frame. No ROS here: the node and the offline runner both call it. Bad input raises ``ImageError``,
+``DepthError`` or ``CameraError`` with what is wrong, so the caller can log it and skip the frame.
+Tracking (ids, smoothing, velocity) comes after, in :mod:`abspose.track`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .camera import CameraModel
+from .depth import DepthConfig, DepthError, Readout, depth_pixels, depth_to_metres, read_depth
+from .detect2d import BlazePose, Options
+from .fuse import FuseConfig, Fused, fuse
+from .lifter import Lifter, lift
+
+
+@dataclass
+class PipelineConfig:
+    device: str | None = None  # None: cuda when available
+    half: bool = False  # fp16 detector on CUDA
+    min_confidence: float = 0.5  # 2D keypoints below this are missing
+    use_depth: bool = True  # use a depth image when one is given
+    depth_features: bool = True  # feed readouts to the lifter (else: fusion only)
+    lifter_weights: str | None = None  # None: the shipped checkpoint
+    detector: Options = field(default_factory=Options)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    fuse: FuseConfig = field(default_factory=FuseConfig)
+
+
+@dataclass
+class People:
+    """N people in one frame. keypoints [N, J, 2] raw image px, confidence [N, J], score [N], joints
+    [N, J, 3] m (camera optical frame), uncertainty [N, J] m, source [N, J] (fuse.SOURCE_*), root [N, 3] m,
+    depth [N, J] m surface readouts (NaN: none)."""
+
+    keypoints: torch.Tensor
+    confidence: torch.Tensor
+    score: torch.Tensor
+    joints: torch.Tensor
+    uncertainty: torch.Tensor
+    source: torch.Tensor
+    root: torch.Tensor
+    depth: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.joints.shape[0])
+
+    def cpu(self) -> People:
+        return People(**{k: v.cpu() for k, v in self.__dict__.items()})
+
+
+class Pipeline:
+    """Models loaded once; call per frame."""
+
+    def __init__(self, cfg: PipelineConfig | None = None, detector: BlazePose | None = None,
+                 lifter: Lifter | None = None) -> None:  # fmt: skip
+        self.cfg = cfg or PipelineConfig()
+        self.device = torch.device(self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.detector = detector or BlazePose(self.device, half=self.cfg.half, options=self.cfg.detector)
+        self.lifter = lifter or Lifter.load(self.cfg.lifter_weights, self.device)
+
+    def __call__(self, image: np.ndarray | torch.Tensor, camera: CameraModel, encoding: str | None = None,
+                 depth: np.ndarray | torch.Tensor | None = None, depth_encoding: str | None = None,
+                 depth_camera: CameraModel | None = None) -> People:  # fmt: skip
+        h, w = image.shape[:2]
+        camera.check_image(w, h)
+        poses = self.detector(image, encoding)
+        conf = poses.confidence
+        ideal = camera.undistort_pixels(poses.keypoints.double()).float()  # NaN where not invertible
+        usable = (conf >= self.cfg.min_confidence) & torch.isfinite(ideal).all(-1)
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
+        readout = None
+        if depth is not None and self.cfg.use_depth:
+            readout = self.read_depth(ideal, usable, camera, depth, depth_encoding, depth_camera)
+        feats = readout.surface if (readout is not None and self.cfg.depth_features) else None
+        lifted = lift(self.lifter, ideal, torch.where(usable, conf, torch.zeros_like(conf)), K, feats,
+                      self.cfg.min_confidence)  # fmt: skip
+        fused: Fused = fuse(lifted.joints, lifted.uncertainty, ideal, K, readout, self.cfg.fuse)
+        surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
+        return People(poses.keypoints, conf, poses.score, fused.joints, fused.uncertainty, fused.source,
+                      fused.root, surface)  # fmt: skip
+
+    def read_depth(self, ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel,
+                   depth: np.ndarray | torch.Tensor, encoding: str | None,
+                   depth_camera: CameraModel | None) -> Readout:  # fmt: skip
+        """Readouts for ideal colour keypoints [N, J, 2] from a depth image registered to the colour camera."""
+        enc = encoding or ("32FC1" if np.dtype(getattr(depth, "dtype", np.float32)) == np.float32 else "16UC1")
+        dm = depth_to_metres(depth, enc, self.cfg.depth.scale, self.device)
+        dcam = depth_camera or camera
+        dh, dw = dm.shape
+        if (dw, dh) != dcam.image_size:
+            if depth_camera is None:
+                raise DepthError(f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
+                                 f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
+            dcam.check_image(dw, dh)
+        px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
+        return read_depth(dm, px.float(), usable, self.cfg.depth)

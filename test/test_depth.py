@@ -1,0 +1,97 @@
+"""Depth images: units by encoding, registered/scaled/unregistered geometry, robust per-joint readout."""
+
+import numpy as np
+import pytest
+import torch
+
+from abspose import skeleton as sk
+from abspose.camera import CameraModel
+from abspose.depth import DepthConfig, DepthError, depth_pixels, depth_to_metres, read_depth, register_depth
+
+J = sk.JOINT_INDEX
+
+
+def _camera(w=640, h=480, f=540.0, d=(0.0, 0.0, 0.0, 0.0, 0.0)):
+    return CameraModel.from_camera_info({"width": w, "height": h, "distortion_model": "plumb_bob", "d": list(d),
+                                         "k": [f, 0, w / 2, 0, f, h / 2, 0, 0, 1]})  # fmt: skip
+
+
+def test_units_come_from_the_encoding_and_invalid_pixels_are_nan():
+    mm = np.array([[0, 1500], [65535, 800]], dtype=np.uint16)
+    np.testing.assert_allclose(depth_to_metres(mm, "16UC1").numpy(), [[np.nan, 1.5], [65.535, 0.8]], rtol=1e-6)
+    m = np.array([[np.nan, 1.5], [np.inf, -1.0]], dtype=np.float32)
+    np.testing.assert_allclose(depth_to_metres(m, "32FC1").numpy(), [[np.nan, 1.5], [np.nan, np.nan]])
+    np.testing.assert_allclose(depth_to_metres(mm, "16UC1", scale=0.0001).numpy()[0, 1], 0.15, rtol=1e-6)
+    with pytest.raises(DepthError, match="unsupported depth encoding 'rgb8'"):
+        depth_to_metres(mm, "rgb8")
+    with pytest.raises(DepthError, match="needs uint16"):
+        depth_to_metres(m, "16UC1")  # metres sent as millimetres: refused, not guessed
+    with pytest.raises(DepthError, match="non-empty"):
+        depth_to_metres(np.zeros((0, 4), np.float32), "32FC1")
+
+
+def test_registered_depth_at_another_resolution_maps_through_its_own_intrinsics():
+    color = _camera(640, 480, 540.0, (0.03, 0.05, -0.001, 0.002, -0.49))
+    depth = _camera(320, 240, 270.0, (0.03, 0.05, -0.001, 0.002, -0.49))
+    ideal = torch.tensor([[[320.0, 240.0], [100.0, 50.0], [600.0, 400.0]]])
+    px = depth_pixels(ideal, color, depth)
+    # the same ray: distorting in the colour camera then halving gives the depth pixel (same D, K/2)
+    raw_color = color.distort_pixels(ideal.double())
+    assert torch.allclose(px, raw_color / 2, atol=1e-6)
+
+
+def test_unregistered_depth_is_reprojected_with_the_transform():
+    cam = _camera(320, 240, 300.0)
+    plane = torch.full((240, 320), 2.0)
+    shifted = register_depth(plane, cam, cam, np.eye(3), np.array([0.1, 0.0, 0.0]))
+    # a plane 2 m away seen from 10 cm to the left moves 300 * 0.1 / 2 = 15 px: the left columns are empty
+    assert torch.isnan(shifted[:, :14]).all() and torch.allclose(shifted[:, 20:-5], torch.tensor(2.0))
+    nearer = register_depth(plane, cam, cam, np.eye(3), np.array([0.0, 0.0, -0.5]))
+    assert torch.allclose(nearer[120, 160], torch.tensor(1.5))
+
+
+def _scene():
+    """Background wall at 5 m, a 'person' slab at 2 m (columns 100-200), an occluder at 1 m, holes."""
+    d = torch.full((240, 320), 5.0)
+    d[40:220, 100:200] = 2.0
+    d[100:130, 180:230] = 1.0  # an arm of someone in front
+    d[60:80, 120:140] = float("nan")  # a hole
+    return d
+
+
+def _keypoints():
+    kp = torch.zeros(1, sk.NUM_JOINTS, 2)
+    kp[0, :, 0] = torch.linspace(110, 190, sk.NUM_JOINTS)
+    kp[0, :, 1] = torch.linspace(50, 210, sk.NUM_JOINTS)
+    return kp
+
+
+def test_readout_rejects_background_and_occluders_and_survives_holes():
+    d = _scene()
+    kp = _keypoints()
+    kp[0, J["left_wrist"]] = torch.tensor([185.0, 115.0])  # on the occluder, next to the body
+    kp[0, J["right_wrist"]] = torch.tensor([198.0, 150.0])  # on the body's edge, half background
+    kp[0, J["head"]] = torch.tensor([139.0, 70.0])  # at the edge of a hole: read from the valid part
+    mask = torch.ones(1, sk.NUM_JOINTS, dtype=torch.bool)
+    r = read_depth(d, kp, mask, DepthConfig(max_patch=8))
+    body = r.valid[0]
+    assert torch.allclose(r.surface[0][body], torch.tensor(2.0))
+    assert r.valid[0, J["right_wrist"]] and r.valid[0, J["head"]]
+    assert not r.valid[0, J["left_wrist"]] or r.surface[0, J["left_wrist"]] == 2.0  # never the 1 m occluder
+    assert (r.sigma[0][body] > 0.015).all() and (r.sigma[0][body] < 0.05).all()
+
+
+def test_readout_uncertainty_grows_with_distance_and_masks_work():
+    kp = _keypoints()
+    mask = torch.ones(1, sk.NUM_JOINTS, dtype=torch.bool)
+    mask[0, J["left_knee"]] = False
+    near = read_depth(torch.full((240, 320), 1.0), kp, mask)
+    far = read_depth(torch.full((240, 320), 6.0), kp, mask)
+    assert not near.valid[0, J["left_knee"]] and torch.isnan(near.surface[0, J["left_knee"]])
+    ratio = far.sigma[0, J["pelvis"]] / near.sigma[0, J["pelvis"]]
+    assert ratio > 3  # ∝ z² once sensor noise dominates the floor
+    nothing = read_depth(torch.full((240, 320), float("nan")), kp, mask)
+    assert not nothing.valid.any()
+    none = torch.zeros(0, sk.NUM_JOINTS, dtype=torch.bool)
+    empty = read_depth(torch.ones(10, 10), torch.zeros(0, sk.NUM_JOINTS, 2), none)
+    assert empty.surface.shape == (0, sk.NUM_JOINTS)

@@ -1,0 +1,62 @@
+"""Fusion of lifted joints with depth readouts: weighting, gating, sources, uncertainty."""
+
+import torch
+
+from abspose import skeleton as sk
+from abspose.depth import Readout
+from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED, fuse
+
+K = torch.tensor([[540.0, 0, 320], [0, 540.0, 240], [0, 0, 1]])
+RADIUS = torch.tensor(sk.BODY_RADIUS)
+
+
+def _person(z=3.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    joints = torch.randn(1, sk.NUM_JOINTS, 3, generator=g) * torch.tensor([0.3, 0.5, 0.1]) + torch.tensor([0.2, 0.1, z])
+    kp = joints[..., :2] / joints[..., 2:] * 540 + torch.tensor([320.0, 240.0])
+    surface = joints[..., 2] - RADIUS
+    readout = Readout(surface.clone(), torch.full_like(surface, 0.02), torch.ones_like(surface, dtype=torch.bool))
+    return joints, kp, readout
+
+
+def test_consistent_depth_corrects_a_lifted_pose_that_is_too_far():
+    truth, kp, readout = _person()
+    lifted = truth * 1.08  # monocular scale error: 8 % too far along the rays
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.15)
+    readout.valid[0, sk.JOINT_INDEX["spine"]] = False  # no readout (output-only joint)
+    out = fuse(lifted, sigma, kp, K, readout)
+    err_lifted = (lifted - truth).norm(dim=-1)
+    err_fused = (out.joints - truth).norm(dim=-1)
+    fused = out.source[0] == SOURCE_FUSED
+    assert fused.sum() == sk.NUM_JOINTS - 1
+    assert (err_fused[0][fused] < 0.03).all() and err_lifted.mean() > 0.2
+    spine = sk.JOINT_INDEX["spine"]
+    assert out.source[0, spine] == SOURCE_LIFTED and err_fused[0, spine] < 0.5 * err_lifted[0, spine]  # carried along
+    assert (out.uncertainty[0][fused] < 0.1).all() and out.uncertainty[0, spine] > 0.2
+
+
+def test_readouts_far_from_the_pose_fall_back_to_the_lifter():
+    truth, kp, readout = _person()
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.05)
+    wrong = [sk.JOINT_INDEX["left_wrist"], sk.JOINT_INDEX["right_knee"]]
+    readout.surface[0, wrong] -= 1.2  # an occluder's depth
+    out = fuse(truth, sigma, kp, K, readout)
+    assert (out.source[0, wrong] == SOURCE_LIFTED).all()
+    assert ((out.joints - truth).norm(dim=-1) < 0.02).all()
+
+
+def test_monocular_depth_only_and_invalid_joints():
+    truth, kp, readout = _person()
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.1)
+    mono = fuse(truth, sigma, kp, K, None)
+    assert (mono.source == SOURCE_LIFTED).all() and torch.equal(mono.joints, truth)
+    lifted = truth.clone()
+    lifted[0, 3] = float("nan")
+    readout.valid[0, 4] = False
+    readout.surface[0, 4] = float("nan")
+    lifted[0, 4] = float("nan")
+    out = fuse(lifted, sigma, kp, K, readout)
+    assert out.source[0, 3] == SOURCE_DEPTH and torch.allclose(out.joints[0, 3], truth[0, 3], atol=1e-4)
+    assert out.source[0, 4] == SOURCE_INVALID and torch.isnan(out.uncertainty[0, 4])
+    empty = fuse(truth[:0], sigma[:0], kp[:0], K, None)
+    assert empty.joints.shape == (0, sk.NUM_JOINTS, 3)

@@ -1,0 +1,79 @@
+"""The whole core on the real TU/e RGB-D frames: detector, depth readout, lifter with depth, fusion."""
+
+import numpy as np
+import pytest
+import torch
+
+from abspose import skeleton as sk
+from abspose.camera import load_camera_info
+from abspose.depth import DepthError
+from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED
+from abspose.lifter import Lifter
+from abspose.pipeline import Pipeline, PipelineConfig
+
+from conftest import TUE_FRAMES, data_path, read_rgb
+
+
+@pytest.fixture(scope="module")
+def pipeline(blazepose):
+    return Pipeline(PipelineConfig(device="cpu"), detector=blazepose(), lifter=Lifter.load())
+
+
+def _frame(stamp):
+    frames = data_path("rgbd", "tue_hero", "frames")
+    return (read_rgb(frames / f"{stamp}_rgb.png"), np.load(frames / f"{stamp}_depth_m.npy"),
+            load_camera_info(frames / f"{stamp}_camera_info.json"), frames / f"{stamp}_depth_mm.png")  # fmt: skip
+
+
+@pytest.mark.parametrize("stamp", TUE_FRAMES)
+def test_fused_pelvis_sits_on_the_depth_surface_and_holes_are_lifted(stamp, pipeline):
+    rgb, depth, cam, _ = _frame(stamp)
+    people = pipeline(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+    assert len(people) >= 1
+    near = int(torch.argmin(people.root[:, 2]))
+    u, v = people.keypoints[near, sk.PELVIS].round().int().tolist()
+    surface = float(np.nanmedian(depth[v - 8 : v + 9, u - 8 : u + 9]))
+    pelvis_z = float(people.root[near, 2])
+    assert abs(pelvis_z - surface) < 0.10, f"fused pelvis {pelvis_z:.3f} m, depth surface {surface:.3f} m"
+    assert people.source[near, sk.PELVIS] == SOURCE_FUSED
+    # joints whose depth readout is a hole (NaN) are still produced, by the lifter
+    seen = people.confidence[near] >= 0.5
+    holes = seen & torch.isnan(people.depth[near])
+    assert torch.isfinite(people.joints[near][seen]).all()
+    assert (people.source[near][holes] == SOURCE_LIFTED).all()
+
+
+def test_some_joints_fall_in_depth_holes():
+    """The frames are ~66 % invalid depth: the hole path above is really exercised."""
+    from abspose.detect2d import BlazePose
+
+    detector = BlazePose("cpu")
+    pipe = Pipeline(PipelineConfig(device="cpu"), detector=detector, lifter=Lifter.load())
+    holes = 0
+    for stamp in TUE_FRAMES:
+        rgb, depth, cam, _ = _frame(stamp)
+        people = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+        holes += int(((people.confidence >= 0.5) & torch.isnan(people.depth)).sum())
+    assert holes > 0
+
+
+def test_millimetre_png_gives_the_same_people_as_metres(pipeline):
+    from PIL import Image
+
+    rgb, depth, cam, png = _frame(TUE_FRAMES[0])
+    with Image.open(png) as im:
+        mm = np.array(im).astype(np.uint16)
+    a = pipeline(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+    b = pipeline(rgb, cam, "rgb8", depth=mm, depth_encoding="16UC1")
+    assert torch.allclose(a.root, b.root, atol=0.01)
+    with pytest.raises(DepthError, match="give the depth CameraInfo"):
+        pipeline(rgb, cam, "rgb8", depth=depth[::2, ::2].copy(), depth_encoding="32FC1")
+
+
+def test_monocular_and_rgbd_agree_on_the_near_person(pipeline):
+    rgb, depth, cam, _ = _frame(TUE_FRAMES[1])
+    mono = pipeline(rgb, cam, "rgb8")
+    rgbd = pipeline(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+    assert (mono.source[mono.confidence >= 0.5] == SOURCE_LIFTED).all()
+    near = int(torch.argmin(rgbd.root[:, 2]))
+    assert abs(float(mono.root[near, 2] - rgbd.root[near, 2])) / float(rgbd.root[near, 2]) < 0.15
