@@ -109,7 +109,8 @@ def train(train_poses: torch.Tensor, val_poses: torch.Tensor, cfg: TrainConfig, 
     with torch.no_grad():  # start the depth head near a typical person (Z/f of 3 m at 600 px)
         model.out.bias[0] = math.log(3.0 / 600) + LOG_Z_OFFSET if cfg.model.canonical else math.log(3.0) + 1.0
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.05)
+    warmup = min(0.5, max(0.05, 2.0 / cfg.steps))  # at least 2 warm-up steps (short smoke runs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warmup)
     val = validation_set(val_poses, 4096, cfg.seed + 1, NoiseModel.default(), CameraRange())
     start = time.time()
     bar = tqdm(range(cfg.steps), desc="train-lifter", disable=not progress, mininterval=2.0)
