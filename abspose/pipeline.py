@@ -90,7 +90,7 @@ class Pipeline:
                    depth: np.ndarray | torch.Tensor, encoding: str | None,
                    depth_camera: CameraModel | None) -> Readout:  # fmt: skip
         """Readouts for ideal colour keypoints [N, J, 2] from a depth image registered to the colour camera."""
-        enc = encoding or ("32FC1" if np.dtype(getattr(depth, "dtype", np.float32)) == np.float32 else "16UC1")
+        enc = encoding or ("16UC1" if "uint16" in str(depth.dtype) else "32FC1")
         dm = depth_to_metres(depth, enc, self.cfg.depth.scale, self.device)
         dcam = depth_camera or camera
         dh, dw = dm.shape
