@@ -18,11 +18,11 @@ def closed_form_translation(relative: torch.Tensor, keypoints: torch.Tensor, mas
     m = mask.to(relative.dtype)[..., None]
     n = m.sum(1).clamp(min=1)
     fxy = torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
-    p = (keypoints - K[:, None, :2, 2]) / fxy[:, None] * torch.sqrt(fxy.prod(-1))[:, None, None]  # square pixels
+    f = torch.sqrt(fxy.prod(-1))
+    p = (keypoints - K[:, None, :2, 2]) / fxy[:, None] * f[:, None, None]  # square pixels
     P = relative[..., :2]
     pb, Pb = (p * m).sum(1) / n, (P * m).sum(1) / n
     num = (((P - Pb[:, None]) ** 2) * m).sum((1, 2))
     den = (((p - pb[:, None]) * (P - Pb[:, None])) * m).sum((1, 2))
     s = num / den.clamp(min=1e-9)
-    f = torch.sqrt(K[:, 0, 0] * K[:, 1, 1])
     return torch.stack([s * pb[:, 0] - Pb[:, 0], s * pb[:, 1] - Pb[:, 1], s * f], -1)

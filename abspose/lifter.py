@@ -57,6 +57,7 @@ def n_features(cfg: LifterConfig) -> int:
 
 
 N_OUT = 1 + 2 + 3 * (J_OUT - 1) + J_OUT
+NON_ROOT = [i for i in range(J_OUT) if i != sk.PELVIS]  # joints whose relative position the net outputs
 
 
 def normalize(keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor):
@@ -158,7 +159,7 @@ class Lifter(nn.Module):
         xy = (root_px - K[:, :2, 2]) / torch.stack([K[:, 0, 0], K[:, 1, 1]], -1) * z[:, None]
         root = torch.cat([xy, z[:, None]], 1)
         rel = torch.zeros(b, J_OUT, 3, device=y.device, dtype=y.dtype)
-        rel[:, [i for i in range(J_OUT) if i != sk.PELVIS]] = y[:, 3 : 3 + 3 * (J_OUT - 1)].view(b, J_OUT - 1, 3)
+        rel[:, NON_ROOT] = y[:, 3 : 3 + 3 * (J_OUT - 1)].view(b, J_OUT - 1, 3)
         unc = torch.nn.functional.softplus(y[:, 3 + 3 * (J_OUT - 1) :]) + 1e-3
         return LiftResult(root[:, None] + rel, root, z_tilde, rel, unc, root_px)
 

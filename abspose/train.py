@@ -22,9 +22,7 @@ from . import skeleton as sk
 from .lifter import LOG_Z_OFFSET, Lifter, LifterConfig, LiftResult, features, focal
 from .metrics import mpjpe, mrpe
 from .noise2d import NoiseModel
-from .synth import Batch, CameraRange, DepthRange, synthesize
-
-IN = list(sk.INPUT_INDEX)
+from .synth import Batch, CameraRange, DepthRange, project, synthesize
 
 
 @dataclass
@@ -60,8 +58,7 @@ def sample_batch(poses: torch.Tensor, n: int, noise: NoiseModel, cams: CameraRan
 def targets(batch: Batch, u: torch.Tensor, sigma: torch.Tensor) -> dict[str, torch.Tensor]:
     root = batch.joints[:, sk.PELVIS]
     f = focal(batch.K)
-    fxy = torch.stack([batch.K[:, 0, 0], batch.K[:, 1, 1]], -1)
-    root_px = root[:, :2] / root[:, 2:3] * fxy + batch.K[:, :2, 2]
+    root_px = project(root[:, None], batch.K)[:, 0]
     return {"log_z": torch.log(root[:, 2] / f), "delta": (root_px - batch.K[:, :2, 2] - u) / sigma[:, None],
             "log_z_raw": torch.log(root[:, 2]), "rel": batch.joints - root[:, None]}  # fmt: skip
 
