@@ -1,0 +1,72 @@
+"""Body frame: x forward out of the chest, y left, z up, right-handed, from hips and shoulders."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from abspose import skeleton as sk
+from abspose.body_frame import body_quaternion, body_rotation
+from abspose.dataset import load_mocap_set
+from conftest import DATA, data_path
+
+
+def t_pose_facing_camera(z: float = 3.0) -> np.ndarray:
+    """A person 3 m in front of the camera, facing it (optical frame: x right, y down, z forward)."""
+    j = np.full((sk.NUM_JOINTS, 3), np.nan)
+    j[sk.PELVIS] = [0, 0, z]
+    # facing the camera, their left hand is on the image right (+x)
+    j[sk.JOINT_INDEX["left_hip"]] = [0.1, 0, z]
+    j[sk.JOINT_INDEX["right_hip"]] = [-0.1, 0, z]
+    j[sk.JOINT_INDEX["left_shoulder"]] = [0.2, -0.5, z]
+    j[sk.JOINT_INDEX["right_shoulder"]] = [-0.2, -0.5, z]
+    j[sk.JOINT_INDEX["neck"]] = [0, -0.5, z]
+    return j
+
+
+def test_person_facing_the_camera_looks_back_along_minus_z():
+    R = body_rotation(t_pose_facing_camera()[None])[0]
+    np.testing.assert_allclose(R[:, 0], [0, 0, -1], atol=1e-9)  # forward: towards the camera
+    np.testing.assert_allclose(R[:, 1], [1, 0, 0], atol=1e-9)  # their left: image right
+    np.testing.assert_allclose(R[:, 2], [0, -1, 0], atol=1e-9)  # up: image up
+    assert np.linalg.det(R) == pytest.approx(1.0)
+
+
+def test_turning_the_person_turns_the_frame_and_quaternions_are_unit():
+    j = t_pose_facing_camera()
+    rot = Rotation.from_euler("y", 90, degrees=True)  # turn about the camera's vertical axis
+    centre = j[sk.PELVIS].copy()
+    turned = np.where(np.isfinite(j), rot.apply(np.nan_to_num(j - centre)) + centre, np.nan)
+    R0, R1 = body_rotation(np.stack([j, turned]))
+    np.testing.assert_allclose(R1, rot.as_matrix() @ R0, atol=1e-9)
+    q = body_quaternion(np.stack([j, turned]))
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0)
+
+
+def test_missing_joints_fall_back_to_a_valid_frame():
+    j = np.full((2, sk.NUM_JOINTS, 3), np.nan)
+    j[1, sk.PELVIS] = [0, 0, 2]
+    j[1, sk.JOINT_INDEX["left_hip"]] = [0.1, 0, 2]  # right hip missing, no shoulders, no neck
+    R = body_rotation(j)
+    assert np.isfinite(R).all()
+    np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (2, 3, 3)), atol=1e-9)
+    assert body_quaternion(np.zeros((0, sk.NUM_JOINTS, 3))).shape == (0, 4)
+
+
+def test_walking_mocap_moves_along_body_x():
+    """On real walking clips the pelvis moves along the body frame's +x (forward) axis."""
+    data_path("mocap")
+    mocap = load_mocap_set(DATA)
+    names = [n for n in mocap.clip_names if "walking" in n]
+    assert names, "no walking clip in the mocap set"
+    for name in names[:3]:
+        poses = mocap.poses[mocap.clip == mocap.clip_names.index(name)].astype(np.float64)
+        cam = poses * [1, -1, -1]  # Y-up world -> a y-down frame by a proper rotation (180 deg about x)
+        R = body_rotation(cam)
+        step = cam[10:, sk.PELVIS] - cam[:-10, sk.PELVIS]  # 1/3 s of motion
+        moving = np.linalg.norm(step, axis=-1) > 0.2
+        cos = np.einsum("nd,nd->n", _unit(step[moving]), R[:-10][moving][:, :, 0])
+        assert moving.sum() > 30 and np.median(cos) > 0.9, name
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)

@@ -1,0 +1,148 @@
+"""Tracker on synthetic multi-person sequences: crossings, occlusions, exits; identity switches counted."""
+
+import numpy as np
+import pytest
+
+from abspose.track import COASTING, CONFIRMED, ENDED, TENTATIVE, TrackConfig, Tracker, box_iou, keypoint_boxes
+
+F = 500.0  # px
+CX, CY = 320.0, 240.0
+
+
+def person_box(root: np.ndarray) -> np.ndarray:
+    """2D box of a 1.7 m x 0.5 m person whose pelvis is at ``root`` (camera frame, y down)."""
+    x, y, z = root
+    return np.array([CX + F * (x - 0.25) / z, CY + F * (y - 0.9) / z, CX + F * (x + 0.25) / z, CY + F * (y + 0.8) / z])
+
+
+def simulate(paths, hz=15.0, noise=0.05, occlude=True, seed=0, tracker=None):
+    """Run a tracker over people following ``paths`` (fn t -> root [3] or None when out of view).
+
+    The farther of two people whose boxes overlap by > 40 % is not detected (occlusion). Returns the
+    per-person list of (t, confirmed track id or None) and the tracker's outputs per frame.
+    """
+    rng = np.random.default_rng(seed)
+    tracker = tracker or Tracker()
+    n_frames = int(6.0 * hz)
+    seen: list[list] = [[] for _ in paths]
+    outputs = []
+    for k in range(n_frames):
+        t = k / hz
+        truth = [p(t) for p in paths]
+        present = [i for i, r in enumerate(truth) if r is not None]
+        boxes = {i: person_box(truth[i]) for i in present}
+        visible = []
+        for i in present:
+            hidden = occlude and any(
+                j != i and truth[j][2] < truth[i][2] and box_iou(boxes[i][None], boxes[j][None])[0, 0] > 0.4
+                for j in present
+            )
+            if not hidden:
+                visible.append(i)
+        rng.shuffle(visible)  # detection order carries no identity
+        roots = np.array([truth[i] + rng.normal(0, noise, 3) * [1, 1, truth[i][2] / 2] for i in visible]).reshape(-1, 3)
+        det_boxes = np.array([boxes[i] + rng.normal(0, 3, 4) for i in visible]).reshape(-1, 4)
+        joints = roots[:, None, :] + rng.normal(0, 0.02, (len(visible), 18, 3))
+        out = tracker.update(t, roots, det_boxes, joints)
+        outputs.append([(tr.id, tr.state) for tr in out])  # tracks are updated in place: snapshot
+        for tr in out:
+            if tr.detection >= 0 and tr.state == CONFIRMED:
+                seen[visible[tr.detection]].append((t, tr.id))
+    return seen, outputs
+
+
+def switches(seen) -> int:
+    """Identity switches as in the MOT metrics: changes of confirmed track id along each true person."""
+    return sum(sum(1 for a, b in zip(s, s[1:], strict=False) if a[1] != b[1]) for s in seen)
+
+
+def walker(x0, z0, vx, vz, t_in=0.0, t_out=99.0):
+    return lambda t: None if not (t_in <= t < t_out) else np.array([x0 + vx * t, 0.1, z0 + vz * t])
+
+
+def test_two_people_crossing_at_different_depths_keep_their_ids():
+    # A walks left->right at 3 m, B right->left at 4 m: they cross in 2D at t ~ 1.5 s; A hides B then.
+    paths = [walker(-2.0, 3.0, 1.3, 0.0), walker(2.0, 4.0, -1.3, 0.0)]
+    seen, _ = simulate(paths)
+    assert switches(seen) == 0
+    assert all(len(s) > 60 for s in seen)  # tracked through most of the 90 frames
+
+
+def test_four_people_crossing_and_occluding_bounded_switches():
+    paths = [walker(-2.5, 2.5, 1.2, 0.3), walker(2.5, 3.5, -1.1, 0.0), walker(-1.0, 6.0, 0.5, -0.4),
+             walker(1.5, 5.0, -0.6, 0.2)]  # fmt: skip
+    total = 0
+    for seed in range(5):
+        seen, _ = simulate(paths, seed=seed)
+        total += switches(seen)
+    # 4 people x 5 runs x 90 frames, several crossings; people 0 and 1 pass within 0.4 m of each other
+    # while one hides the other, which swaps them in some runs (2 of 5 when this test was written)
+    assert total <= 6
+
+
+def test_side_by_side_walkers_stay_apart_in_3d():
+    # Two people walking together 0.6 m apart: boxes overlap, the 3D roots keep them apart.
+    paths = [walker(-0.3, 3.0, 0.0, 0.8), walker(0.3, 3.0, 0.0, 0.8)]
+    seen, _ = simulate(paths, noise=0.03, occlude=False)
+    assert switches(seen) == 0
+
+
+def test_brief_exit_keeps_the_id_long_exit_ends_it():
+    cfg = TrackConfig(max_age=1.0)
+    brief = lambda t: None if 2.0 <= t < 2.6 else np.array([0.0, 0.1, 3.0])  # noqa: E731
+    seen, outputs = simulate([brief], tracker=Tracker(cfg))
+    assert len({tid for _, tid in seen[0]}) == 1
+    assert any(state == COASTING for out in outputs for _, state in out)
+    long = lambda t: None if 2.0 <= t < 3.5 else np.array([0.0, 0.1, 3.0])  # noqa: E731
+    seen, outputs = simulate([long], tracker=Tracker(cfg))
+    ids = [tid for _, tid in seen[0]]
+    assert len(set(ids)) == 2 and ids[0] != ids[-1]  # a new id after the exit; the old one is not reused
+    ended = [(k, tid) for k, out in enumerate(outputs) for tid, state in out if state == ENDED]
+    assert len(ended) == 1 and ended[0][1] == ids[0]
+    assert 2.9 < ended[0][0] / 15.0 < 3.2  # ended ~1 s after the last sighting at t = 2.0
+
+
+def test_confirmation_needs_hits_and_tentative_dies_silently():
+    tr = Tracker(TrackConfig(confirm_hits=3))
+    r, b, j = np.array([[0, 0, 3.0]]), person_box(np.array([0, 0, 3.0]))[None], np.zeros((1, 18, 3))
+    states = [tr.update(k * 0.1, r, b, j)[0].state for k in range(3)]
+    assert states == [TENTATIVE, TENTATIVE, CONFIRMED]
+    tr2 = Tracker()
+    tr2.update(0.0, r, b, j)
+    assert tr2.update(0.1, np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 18, 3))) == []  # no ENDED for it
+    assert TrackConfig(confirm_hits=1) and Tracker(TrackConfig(confirm_hits=1)).update(0.0, r, b, j)[0].state == CONFIRMED
+
+
+def test_velocity_smoothing_and_nan_joints():
+    tr = Tracker(TrackConfig(confirm_hits=1))
+    rng = np.random.default_rng(1)
+    for k in range(60):
+        t = k / 30
+        root = np.array([0.0, 0.1, 2.0 + 1.0 * t])  # walking away at 1 m/s
+        joints = root + rng.normal(0, 0.01, (18, 3))
+        joints[9] = np.nan  # one joint never valid
+        out = tr.update(t, (root + rng.normal(0, 0.01, 3))[None], person_box(root)[None], joints[None])
+    track = out[0]
+    assert track.velocity == pytest.approx([0, 0, 1.0], abs=0.15)
+    assert np.isnan(track.joints[9]).all() and np.isfinite(np.delete(track.joints, 9, 0)).all()
+    # smoothing reduces jitter: the filtered joints move less frame to frame than the raw noise
+    assert np.abs(track.joints[0] - track.root).max() < 1e-9
+
+
+def test_time_going_backwards_restarts_without_reusing_ids():
+    tr = Tracker(TrackConfig(confirm_hits=1))
+    r, b, j = np.array([[0, 0, 3.0]]), person_box(np.array([0, 0, 3.0]))[None], np.zeros((1, 18, 3))
+    first = tr.update(5.0, r, b, j)[0].id
+    out = tr.update(1.0, r, b, j)  # e.g. a bag played again
+    assert [o.state for o in out] == [CONFIRMED, ENDED]
+    assert out[0].id != first and out[1].id == first
+
+
+def test_boxes_and_config_checks():
+    kp = np.array([[[10, 20], [30, 5], [np.nan, np.nan]], [[0, 0], [1, 1], [2, 2]]], dtype=float)
+    usable = np.array([[True, True, False], [False, False, False]])
+    boxes = keypoint_boxes(kp, usable)
+    assert boxes[0].tolist() == [10, 5, 30, 20] and np.isnan(boxes[1]).all()
+    assert box_iou(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="letter"):
+        TrackConfig(id_prefix="1")
