@@ -14,7 +14,7 @@ COMMANDS: dict[str, Command] = {}
 
 
 # Modules whose import registers more subcommands.
-_COMMAND_MODULES = ("abspose.detect_cli", "abspose.lifter_cli")
+_COMMAND_MODULES = ("abspose.detect_cli", "abspose.lifter_cli", "abspose.run_cli")
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Callable:

@@ -28,7 +28,7 @@ def stamp_ns(header: Any) -> int:
 
 
 def image_array(msg: Any) -> tuple[np.ndarray, str]:
-    """(HxW or HxWxC array, encoding) from a sensor_msgs/Image; a view of the message data when possible."""
+    """(HxW or HxWxC array in native byte order, encoding) from a sensor_msgs/Image."""
     enc = str(msg.encoding)
     if enc not in _LAYOUTS:
         raise ImageError(f"unsupported image encoding '{enc}' (supported: {', '.join(_LAYOUTS)})")
@@ -50,6 +50,8 @@ def image_array(msg: Any) -> tuple[np.ndarray, str]:
     arr = np.ascontiguousarray(rows).view(dt).reshape(h, w, channels)
     if dt.byteorder == ">":
         arr = arr.astype(np.dtype(dtype).newbyteorder("="))
+    elif not arr.flags.writeable:  # torch cannot wrap read-only message buffers
+        arr = arr.copy()
     return (arr[..., 0] if channels == 1 else arr), enc
 
 

@@ -70,7 +70,9 @@ class FrameProcessor:
         return str(self.pipeline.device)
 
     def camera(self, msg: Any, what: str) -> CameraModel:
-        """CameraModel of a CameraInfo message, cached by its content."""
+        """CameraModel of a CameraInfo message (cached by its content), or ``msg`` if it is one already."""
+        if isinstance(msg, CameraModel):
+            return msg
         if msg is None:
             raise FrameError(f"no {what} CameraInfo received yet")
         key = tuple(np.asarray(getattr(msg, n, getattr(msg, n.upper(), ())), np.float64).tobytes() for n in "kdrp")

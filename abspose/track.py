@@ -134,6 +134,11 @@ class Tracker:
         if self._t is not None and t < self._t:
             ended = self.reset()
         self._t = t
+        for tr in self.tracks:  # too long unseen: ended before matching, never revived
+            if t - tr.last_seen > self.cfg.max_age and tr.state != TENTATIVE:
+                tr.state, tr.detection = ENDED, -1
+                ended.append(tr)
+        self.tracks = [tr for tr in self.tracks if t - tr.last_seen <= self.cfg.max_age]
         roots = np.asarray(roots, np.float64).reshape(-1, 3)
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         joints = np.asarray(joints, np.float64)
@@ -146,11 +151,7 @@ class Tracker:
             if i in matched:
                 self._observe(tr, t, matched[i], roots, boxes, joints)
                 live.append(tr)
-            elif tr.state == TENTATIVE or t - tr.last_seen > self.cfg.max_age:
-                if tr.state != TENTATIVE:
-                    tr.state, tr.detection = ENDED, -1
-                    ended.append(tr)
-            else:
+            elif tr.state != TENTATIVE:  # a tentative track missed once is dropped silently
                 tr.state, tr.detection = COASTING, -1
                 live.append(tr)
         for d in range(len(roots)):

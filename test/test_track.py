@@ -1,5 +1,7 @@
 """Tracker on synthetic multi-person sequences: crossings, occlusions, exits; identity switches counted."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -53,7 +55,7 @@ def simulate(paths, hz=15.0, noise=0.05, occlude=True, seed=0, tracker=None):
 
 def switches(seen) -> int:
     """Identity switches as in the MOT metrics: changes of confirmed track id along each true person."""
-    return sum(sum(1 for a, b in zip(s, s[1:], strict=False) if a[1] != b[1]) for s in seen)
+    return sum(sum(1 for a, b in itertools.pairwise(s) if a[1] != b[1]) for s in seen)
 
 
 def walker(x0, z0, vx, vz, t_in=0.0, t_out=99.0):
@@ -110,7 +112,7 @@ def test_confirmation_needs_hits_and_tentative_dies_silently():
     tr2 = Tracker()
     tr2.update(0.0, r, b, j)
     assert tr2.update(0.1, np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 18, 3))) == []  # no ENDED for it
-    assert TrackConfig(confirm_hits=1) and Tracker(TrackConfig(confirm_hits=1)).update(0.0, r, b, j)[0].state == CONFIRMED
+    assert Tracker(TrackConfig(confirm_hits=1)).update(0.0, r, b, j)[0].state == CONFIRMED
 
 
 def test_velocity_smoothing_and_nan_joints():

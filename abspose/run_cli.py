@@ -1,0 +1,150 @@
+"""`abspose run`: the node's pipeline on bags, videos and images, outputs into an mcap bag."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .cli import command
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="ROS 2 bag folder or .mcap/.db3, ROS 1 .bag (several are merged), video or image files",
+    )
+    p.add_argument("--output", "-o", type=Path, help="output bag: OUT.mcap (one file) or a folder name (rosbag2)")
+    p.add_argument("--config", type=Path, help="parameter YAML (the node's, e.g. config/abspose.yaml)")
+    p.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one parameter, e.g. -p tracking.confirm_hits=1 (repeatable)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's, else cuda when available)")
+    g = p.add_argument_group("bag topics (default: found by type and name)")
+    g.add_argument("--image-topic")
+    g.add_argument("--camera-info-topic")
+    g.add_argument("--depth-topic")
+    g.add_argument("--depth-camera-info-topic")
+    g = p.add_argument_group("videos and images: intrinsics")
+    g.add_argument("--camera-info", type=Path, help="CameraInfo as YAML (ROS calibration) or JSON")
+    for k in ("fx", "fy", "cx", "cy"):
+        g.add_argument(f"--{k}", type=float)
+    g.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view assumed without intrinsics")
+    g.add_argument("--fps", type=float, default=10.0, help="stamp rate for a sequence of image files")
+    g.add_argument("--frame-id", default="camera_optical_frame", help="frame_id of videos and images")
+    p.add_argument("--copy-inputs", action="store_true", help="also write the input image and camera info")
+    p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+@command("run", "run the node's pipeline on bags, videos or images; write skeletons, markers and TF to mcap",
+         _run_args)  # fmt: skip
+def run_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import config
+    from .camera import load_camera_info
+    from .messages import MessageTypes
+    from .processor import FrameProcessor
+    from .runner import BagOutput, RunStats, Throttle, Topics, bag_frames, file_frames, is_bag, run
+
+    overrides = dict(config.parse_override(t) for t in args.param)
+    if args.device:
+        overrides["device"] = args.device
+    params = config.load(args.config, overrides)
+    bags = [p for p in args.inputs if is_bag(p)]
+    if bags and len(bags) != len(args.inputs):
+        raise ValueError("give either bags or video/image files, not both")
+    for path in args.inputs:
+        if not path.exists():
+            raise ValueError(f"{path}: no such file or folder")
+    T = MessageTypes.rosbags()
+    log = Throttle(params["warn_period"], lambda text: tqdm.write(f"abspose run: warning: {text}", file=sys.stderr))
+    if bags:
+        topics = Topics(args.image_topic, args.camera_info_topic, args.depth_topic, args.depth_camera_info_topic)
+        frames = bag_frames(bags, topics, params["depth_slop"], params["use_depth"])
+    else:
+        camera = None
+        if args.camera_info:
+            camera = load_camera_info(args.camera_info)
+        elif args.fx:
+            missing = [k for k in ("fy", "cx", "cy") if getattr(args, k) is None]
+            if missing:
+                raise ValueError(f"--fx needs --{', --'.join(missing)} as well")
+            camera = (args.fx, args.fy, args.cx, args.cy)
+        frames = file_frames(args.inputs, camera, args.fps, args.frame_id, T, args.hfov,
+                             warn=lambda text: log("intrinsics", text))  # fmt: skip
+    processor = FrameProcessor(params, T)
+    out = BagOutput(args.output, args.copy_inputs) if args.output else None
+    overlay = _Overlay(args.overlay, params["min_keypoint_confidence"]) if args.overlay else None
+    stats = RunStats()
+    progress = tqdm(frames, desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr)
+    try:
+        run(progress, processor, out, stats, lambda kind, text: log(kind, text), overlay)
+    finally:
+        if out is not None:
+            out.close()
+        if overlay is not None:
+            overlay.close()
+    ms = 1000 * np.mean(stats.seconds) if stats.seconds else float("nan")
+    print(f"frames {stats.frames}, processed {len(stats.seconds)}, skipped {sum(stats.skipped.values())}, "
+          f"people per frame {np.mean(stats.people) if stats.people else 0:.2f}, {ms:.0f} ms/frame on "
+          f"{processor.device}")  # fmt: skip
+    for reason, n in stats.skipped.items():
+        print(f"  skipped {n}x: {reason}")
+    if out is not None:
+        print(f"wrote {out.path}: " + ", ".join(f"{t} {n}" for t, n in out.count.items()))
+    return 0 if stats.seconds or not stats.frames else 1
+
+
+class _Overlay:
+    """2D overlays with track ids: a video file (OpenCV) or PNG frames in a folder."""
+
+    def __init__(self, path: Path, min_confidence: float) -> None:
+        self.path, self.min_confidence, self.writer, self.index = path, min_confidence, None, 0
+        self.video = path.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov")
+        if not self.video:
+            path.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, frame, result) -> None:
+        from .inputs import image_array
+        from .overlay import draw_skeletons
+
+        rgb = frame.array if frame.array is not None else _as_rgb(*image_array(frame.image))
+        seen = [p for p in result.people if np.isfinite(p.keypoints).any()]
+        kp = np.stack([p.keypoints for p in seen]) if seen else np.zeros((0, 18, 2))
+        conf = np.stack([p.confidence for p in seen]) if seen else np.zeros((0, 18))
+        labels = [f"{p.id} {np.linalg.norm(p.root):.1f} m" for p in seen]
+        picture = np.asarray(draw_skeletons(rgb, kp, conf, labels, self.min_confidence))
+        if not self.video:
+            from PIL import Image
+
+            Image.fromarray(picture).save(self.path / f"frame_{self.index:06d}.png")
+        else:
+            import cv2
+
+            if self.writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+                self.writer = cv2.VideoWriter(str(self.path), fourcc, 10.0, picture.shape[1::-1])
+            self.writer.write(picture[..., ::-1])
+        self.index += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+def _as_rgb(array: np.ndarray, encoding: str) -> np.ndarray:
+    from .image import to_rgb_tensor
+
+    return to_rgb_tensor(array, encoding).permute(1, 2, 0).clamp(0, 255).byte().numpy()

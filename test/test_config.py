@@ -1,0 +1,43 @@
+"""Parameters: the shipped YAML is the defaults table; files and overrides are checked by name and type."""
+
+from pathlib import Path
+
+import pytest
+
+from abspose import config
+from abspose.track import TrackConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_yaml_matches_the_defaults():
+    assert config.load(REPO / "config" / "abspose.yaml") == config.DEFAULTS
+
+
+def test_overrides_and_settings(tmp_path):
+    path = tmp_path / "p.yaml"
+    config.write_yaml(path, {"tracking.max_age": 2, "use_depth": False}, node="/**")
+    params = config.load(path, {"device": "cpu", "smoothing.enabled": False})
+    assert params["tracking.max_age"] == 2.0 and isinstance(params["tracking.max_age"], float)
+    s = config.settings(params)
+    assert s.pipeline.use_depth is False and s.pipeline.device == "cpu"
+    assert s.tracking.max_age == 2.0 and s.tracking.smoothing is False and isinstance(s.tracking, TrackConfig)
+    assert s.pipeline.depth.scale is None  # 0 = by encoding
+    assert config.parse_override("tracking.confirm_hits=1") == ("tracking.confirm_hits", 1)
+
+
+def test_bad_files_and_values_name_the_problem(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"unknown parameter 'tracking.maxage'"):
+        config.load(None, {"tracking.maxage": 1.0})
+    with pytest.raises(config.ConfigError, match="'fp16' must be bool"):
+        config.load(None, {"fp16": "yes"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("abspose: {ros__parameters: {use_depth: [1,\n")
+    with pytest.raises(config.ConfigError, match=r"bad.yaml: cannot read"):
+        config.load(bad)
+    none = tmp_path / "none.yaml"
+    none.write_text("abspose: {}\n")
+    with pytest.raises(config.ConfigError, match=r"none.yaml: expected one"):
+        config.load(none)
+    with pytest.raises(config.ConfigError, match="NAME=VALUE"):
+        config.parse_override("device")
