@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "publish.debug_image": False,
     "publish.marker_lifetime": 1.0,  # s; 0 = until deleted
     "publish.tentative": False,  # markers and TF also for unconfirmed tracks
+    "autostart": True,  # node: configure and activate itself at start (else drive it with ros2 lifecycle)
     "diagnostics_period": 1.0,
     "warn_period": 5.0,  # s between repeats of the same warning
 }

@@ -64,3 +64,8 @@ def to_rgb_tensor(
     if order is None:
         return t.permute(2, 0, 1).expand(3, -1, -1).contiguous()
     return t[..., list(order)].permute(2, 0, 1).contiguous()
+
+
+def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
+    """Any supported image -> RGB uint8 HxWx3 numpy (for overlays)."""
+    return to_rgb_tensor(image, encoding).permute(1, 2, 0).clamp(0, 255).round().byte().numpy()

@@ -117,10 +117,11 @@ class _Overlay:
             path.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, frame, result) -> None:
+        from .image import to_rgb8
         from .inputs import image_array
         from .overlay import draw_skeletons
 
-        rgb = frame.array if frame.array is not None else _as_rgb(*image_array(frame.image))
+        rgb = frame.array if frame.array is not None else to_rgb8(*image_array(frame.image))
         seen = [p for p in result.people if np.isfinite(p.keypoints).any()]
         kp = np.stack([p.keypoints for p in seen]) if seen else np.zeros((0, 18, 2))
         conf = np.stack([p.confidence for p in seen]) if seen else np.zeros((0, 18))
@@ -142,9 +143,3 @@ class _Overlay:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
-
-
-def _as_rgb(array: np.ndarray, encoding: str) -> np.ndarray:
-    from .image import to_rgb_tensor
-
-    return to_rgb_tensor(array, encoding).permute(1, 2, 0).clamp(0, 255).byte().numpy()
