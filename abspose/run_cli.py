@@ -44,6 +44,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-id", default="camera_optical_frame", help="frame_id of videos and images")
     p.add_argument("--copy-inputs", action="store_true", help="also write the input image and camera info")
     p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
+    p.add_argument("--plot", type=Path, help="3D plot (PNG) of every track's path and last skeleton (needs matplotlib)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -87,10 +88,14 @@ def run_command(args: argparse.Namespace) -> int:
     processor = FrameProcessor(params, T)
     out = BagOutput(args.output, args.copy_inputs) if args.output else None
     overlay = _Overlay(args.overlay, params["min_keypoint_confidence"]) if args.overlay else None
+    plot = _Plot(args.plot) if args.plot else None
+    on_result = (lambda f, r: [h(f, r) for h in (overlay, plot) if h is not None]) if overlay or plot else None
     stats = RunStats()
     progress = tqdm(frames, desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr)
     try:
-        run(progress, processor, out, stats, lambda kind, text: log(kind, text), overlay)
+        run(progress, processor, out, stats, lambda kind, text: log(kind, text), on_result)
+        if plot is not None:
+            plot.save()
     finally:
         if out is not None:
             out.close()
@@ -143,3 +148,55 @@ class _Overlay:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.release()
+
+
+class _Plot:
+    """A 3D plot of the run (camera optical frame, drawn with y up): each track's root path and the last
+    skeleton seen of it."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError as exc:
+            raise ValueError(f"{path}: --plot needs matplotlib (pip install matplotlib)") from exc
+        self.path, self.paths, self.last = path, {}, {}
+
+    def __call__(self, frame, result) -> None:
+        for p in result.people:
+            if np.isfinite(p.root).all() and p.state != 3:
+                self.paths.setdefault(p.id, []).append(p.root.copy())
+                self.last[p.id] = (p.joints.copy(), p.number)
+
+    def save(self) -> None:
+        import matplotlib.pyplot as plt
+
+        from . import skeleton
+        from .outputs import colour
+
+        fig = plt.figure(figsize=(8, 7))
+        ax = fig.add_subplot(projection="3d")
+        for tid, roots in self.paths.items():
+            joints, number = self.last[tid]
+            c = colour(number)
+            r = np.array(roots)
+            ax.plot(r[:, 0], r[:, 2], -r[:, 1], color=c, lw=1, alpha=0.6)
+            for a, b in skeleton.BONE_INDEX:
+                if np.isfinite(joints[[a, b]]).all():
+                    ax.plot(joints[[a, b], 0], joints[[a, b], 2], -joints[[a, b], 1], color=c, lw=2)
+            ax.text(r[-1, 0], r[-1, 2], -r[-1, 1] + 1.0, tid, color=c)
+        ax.scatter([0], [0], [0], marker="^", color="k")
+        pts = [np.array(r) for r in self.paths.values()] + [j for j, _ in self.last.values()] + [np.zeros((1, 3))]
+        pts = np.concatenate(pts)[:, [0, 2, 1]] * [1, 1, -1]
+        pts = pts[np.isfinite(pts).all(-1)]
+        centre, half = (pts.max(0) + pts.min(0)) / 2, (pts.max(0) - pts.min(0)).max() / 2 + 0.2
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] - half, centre[1] + half)
+        ax.set_zlim(centre[2] - half, centre[2] + half)  # equal scales: skeletons keep their proportions
+        ax.set_xlabel("x right (m)")
+        ax.set_ylabel("z forward (m)")
+        ax.set_zlabel("up (m)")
+        ax.set_title(f"{len(self.paths)} tracks, camera at the origin")
+        fig.savefig(self.path, dpi=100)
+        plt.close(fig)

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mcap.reader import make_reader
+from PIL import Image
 from rosbags.highlevel import AnyReader
 
 from abspose.cli import main
@@ -72,10 +73,14 @@ def test_depth_pairs_with_the_nearest_stamp_and_topics_are_found():
 def test_video_with_overlay_and_images_with_intrinsics(tmp_path, capsys):
     video = data_path("images", "mmpose_demo", "mmpose_demo_street.mp4")
     out, overlay = tmp_path / "video.mcap", tmp_path / "overlay"
-    assert main(["run", str(video), "-o", str(out), "--overlay", str(overlay), "-q", "--device", "cpu"]) == 0
+    plot = tmp_path / "plot.png"
+    assert main(["run", str(video), "-o", str(out), "--overlay", str(overlay), "--plot", str(plot), "-q",
+                 "--device", "cpu"]) == 0  # fmt: skip
     captured = capsys.readouterr()
     assert "assuming a 60 deg horizontal field of view" in captured.err
     assert len(list(overlay.glob("*.png"))) == 5
+    with Image.open(plot) as im:
+        assert im.size == (800, 700)
     assert len(read_outputs(out)["/abspose/skeletons"]) == 5
     photo = data_path("images", "coco_cc_by", "coco_val2017_000000000785.jpg")
     out2 = tmp_path / "bagdir"
