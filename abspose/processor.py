@@ -45,8 +45,6 @@ class FrameResult:
 
 
 def _camera(msg: Any, what: str) -> CameraModel:
-    if msg is None:
-        raise FrameError(f"no {what} CameraInfo received yet")
     try:
         return CameraModel.from_camera_info(msg)
     except CameraError as exc:
@@ -134,6 +132,7 @@ class FrameProcessor:
                 person = outputs.Person(tr.id, tr.number, tr.state, float(people.score[d]), tr.root.copy(),
                                         tr.velocity.copy(), tr.joints.copy(), people.uncertainty[d].double().numpy(),
                                         people.source[d].numpy(), kp[d], conf[d])  # fmt: skip
+                self._last[tr.id] = person  # the last observation, for coasting
             else:  # coasting or ended: the last observation carried along with the predicted root
                 last = self._last[tr.id]
                 age = max(0.0, t - tr.last_seen)
@@ -143,9 +142,8 @@ class FrameProcessor:
                     np.full_like(last.keypoints, np.nan), np.zeros_like(last.confidence),
                 )  # fmt: skip
             (ended if tr.state == ENDED else shown).append(person)
-            self._last[tr.id] = person
-        for person in ended:
-            self._last.pop(person.id, None)
+        live = {tr.id for tr in self.tracker.tracks}
+        self._last = {k: v for k, v in self._last.items() if k in live}  # ended and dropped tentative tracks
         return self._messages(stamp, frame_id, shown, ended)
 
     def _messages(self, stamp: int, frame_id: str, shown: list, ended: list) -> FrameResult:

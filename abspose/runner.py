@@ -28,6 +28,7 @@ from .inputs import stamp_ns
 from .messages import MessageTypes, typestore
 from .processor import FrameError, FrameProcessor, FrameResult
 from .sync import StampBuffer
+from .track import ENDED
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -271,7 +272,7 @@ def run(frames: Iterator[Frame], processor: FrameProcessor, out: BagOutput | Non
         for text in result.warnings:
             stats.warnings[text] = stats.warnings.get(text, 0) + 1
             warn(text.split(":")[0], f"frame {stats.frames}: {text}")
-        stats.people.append(sum(p.state != 3 for p in result.people))
+        stats.people.append(sum(p.state != ENDED for p in result.people))
         stats.seconds.append(result.seconds)
         if out is not None:
             log = frame.log_ns or result.stamp_ns

@@ -13,7 +13,7 @@ from abspose.lifter import Lifter
 from abspose.messages import MessageTypes
 from abspose.pipeline import Pipeline
 from abspose.processor import FrameError, FrameProcessor
-from abspose.track import CONFIRMED
+from abspose.track import COASTING, CONFIRMED
 
 from conftest import data_path
 
@@ -111,3 +111,23 @@ def test_tracks_keep_ids_over_a_repeated_frame_and_end_after_max_age(bag_frame, 
     names = {m.ns for m in result.markers.markers if m.action == m.DELETE}
     assert names == {"bones", "joints", "labels"}
     assert len(sk.JOINT_NAMES) == len(result.skeletons.skeletons[0].joints)
+
+
+def test_person_coasts_through_an_empty_frame(bag_frame, make):
+    image, info, _ = bag_frame
+    proc = make()
+    first = proc.process(image, info)
+    near = min(first.people, key=lambda p: p.root[2])
+    later = T.make("builtin_interfaces/msg/Time", sec=image.header.stamp.sec, nanosec=image.header.stamp.nanosec)
+    later.nanosec = (later.nanosec + 200_000_000) % 1_000_000_000
+    later.sec += 1 if image.header.stamp.nanosec + 200_000_000 >= 1_000_000_000 else 0
+    black = dataclasses.replace(image, data=np.zeros_like(image.data),
+                                header=dataclasses.replace(image.header, stamp=later))  # fmt: skip
+    result = proc.process(black, info)
+    coasting = {p.id: p for p in result.people if p.state == COASTING}
+    assert near.id in coasting
+    p = coasting[near.id]
+    assert np.isnan(p.keypoints).all() and (p.confidence == 0).all()
+    np.testing.assert_allclose(p.uncertainty, near.uncertainty + 0.5 * 0.2, rtol=1e-6)
+    assert {m.ns for m in result.markers.markers if m.id == p.number} == {"bones", "joints", "labels"}
+    assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}"]
