@@ -40,7 +40,7 @@ def test_node_script_is_an_executable_python_program_using_declared_dependencies
     assert text.startswith("#!/usr/bin/env python3") and os.access(NODE, os.X_OK)
     tree = ast.parse(text)
     deps = {d.name for d in parse_package(REPO / "package.xml").exec_depends} | {"abspose_ros"}
-    third_party = {"numpy", "abspose", "threading", "time", "__future__"}
+    third_party = {"numpy", "abspose", "array", "threading", "time", "__future__"}
     for module in imported_modules(tree) - third_party:
         assert module in ROS_MODULES, f"node imports '{module}', which is neither ROS nor known"
         assert ROS_MODULES[module] in deps, f"node imports '{module}' but package.xml lacks {ROS_MODULES[module]}"
