@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from . import skeleton as sk
-from .body_frame import body_quaternion, body_rotation
+from .body_frame import body_rotation
 from .messages import MessageTypes, typename
 from .track import COASTING, CONFIRMED, TENTATIVE
 
@@ -133,9 +134,10 @@ def transforms(T: MessageTypes, hdr: Any, people: list[Person], joint_frames: bo
     if not shown:
         return []
     joints = np.stack([p.joints for p in shown])
-    quats = body_quaternion(joints)
+    rotations = body_rotation(joints)
+    quats = Rotation.from_matrix(rotations).as_quat()
     out = []
-    for p, q in zip(shown, quats, strict=True):
+    for p, q, R in zip(shown, quats, rotations, strict=True):
         body = body_frame_id(p.id)
         rot = T.make("geometry_msgs/msg/Quaternion", x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))
         tf = T.make("geometry_msgs/msg/Transform", translation=_point(T, p.root, "geometry_msgs/msg/Vector3"),
@@ -143,7 +145,6 @@ def transforms(T: MessageTypes, hdr: Any, people: list[Person], joint_frames: bo
         out.append(T.make("geometry_msgs/msg/TransformStamped", header=hdr, child_frame_id=body, transform=tf))
         if not joint_frames:
             continue
-        R = body_rotation(p.joints[None])[0]
         local = (p.joints - p.root) @ R  # camera -> body frame: R^T (j - root), row-vector form
         body_hdr = T.make("std_msgs/msg/Header", stamp=hdr.stamp, frame_id=body)
         unit = T.make("geometry_msgs/msg/Quaternion", w=1.0)

@@ -36,3 +36,13 @@ def draw_skeletons(
             u, v = kp[ok].min(0)
             draw.text((u, max(0, v - 12)), labels[i], fill=colour)
     return out
+
+
+def draw_people(image: np.ndarray, people: list, min_confidence: float = 0.5) -> np.ndarray:
+    """RGB uint8 HxWx3 with the people seen in it (outputs.Person: keypoints, confidence, id, root) drawn and
+    labelled "<id> <distance> m"; coasting people (no keypoints in this image) are left out."""
+    seen = [p for p in people if np.isfinite(p.keypoints).any()]
+    kp = np.stack([p.keypoints for p in seen]) if seen else np.zeros((0, skeleton.NUM_JOINTS, 2))
+    conf = np.stack([p.confidence for p in seen]) if seen else np.zeros((0, skeleton.NUM_JOINTS))
+    labels = [f"{p.id} {np.linalg.norm(p.root):.1f} m" for p in seen]
+    return np.asarray(draw_skeletons(image, kp, conf, labels, min_confidence))

@@ -44,13 +44,6 @@ class FrameResult:
     seconds: float = 0.0  # processing time of this frame
 
 
-def _camera(msg: Any, what: str) -> CameraModel:
-    try:
-        return CameraModel.from_camera_info(msg)
-    except CameraError as exc:
-        raise FrameError(f"{what} CameraInfo unusable: {exc}") from exc
-
-
 class FrameProcessor:
     """Holds the models, the tracker and the output state of one camera stream."""
 
@@ -78,7 +71,10 @@ class FrameProcessor:
         if key not in self._cameras:
             if len(self._cameras) > 8:
                 self._cameras.clear()
-            self._cameras[key] = _camera(msg, what)
+            try:
+                self._cameras[key] = CameraModel.from_camera_info(msg)
+            except CameraError as exc:
+                raise FrameError(f"{what} CameraInfo unusable: {exc}") from exc
         return self._cameras[key]
 
     def process(self, image: Any, info: Any, depth: Any = None, depth_info: Any = None) -> FrameResult:

@@ -124,14 +124,10 @@ class _Overlay:
     def __call__(self, frame, result) -> None:
         from .image import to_rgb8
         from .inputs import image_array
-        from .overlay import draw_skeletons
+        from .overlay import draw_people
 
         rgb = frame.array if frame.array is not None else to_rgb8(*image_array(frame.image))
-        seen = [p for p in result.people if np.isfinite(p.keypoints).any()]
-        kp = np.stack([p.keypoints for p in seen]) if seen else np.zeros((0, 18, 2))
-        conf = np.stack([p.confidence for p in seen]) if seen else np.zeros((0, 18))
-        labels = [f"{p.id} {np.linalg.norm(p.root):.1f} m" for p in seen]
-        picture = np.asarray(draw_skeletons(rgb, kp, conf, labels, self.min_confidence))
+        picture = draw_people(rgb, result.people, self.min_confidence)
         if not self.video:
             from PIL import Image
 
