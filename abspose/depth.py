@@ -173,3 +173,23 @@ def read_depth(
     sigma = torch.sqrt((cfg.noise_k * surface**2) ** 2 + cfg.sigma_min**2 + (0.5 * (hi - lo)) ** 2)
     nan = torch.full_like(surface, float("nan"))
     return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid)
+
+
+def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel, depth: np.ndarray | torch.Tensor,
+                    encoding: str | None, depth_camera: CameraModel | None, cfg: DepthConfig | None = None,
+                    device: str | torch.device = "cpu") -> Readout:  # fmt: skip
+    """Readouts for ideal colour keypoints [N, J, 2] (``usable`` [N, J]) from a depth image registered to the
+    colour camera: the colour image's size, or its own ``depth_camera`` (another resolution / binning).
+    ``encoding`` None: 16UC1 for uint16 pixels, else 32FC1."""
+    cfg = cfg or DepthConfig()
+    enc = encoding or ("16UC1" if "uint16" in str(depth.dtype) else "32FC1")
+    dm = depth_to_metres(depth, enc, cfg.scale, device)
+    dcam = depth_camera or camera
+    dh, dw = dm.shape
+    if (dw, dh) != dcam.image_size:
+        if depth_camera is None:
+            raise DepthError(f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
+                             f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
+        dcam.check_image(dw, dh)
+    px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
+    return read_depth(dm, px.float(), usable, cfg)

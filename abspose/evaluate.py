@@ -4,6 +4,11 @@ Held-out mocap clips (the validation split of :mod:`abspose.dataset`) through ra
 the default detector-noise mixture, seeded, so every row is scored on the same samples. Metrics in mm:
 MPJPE (root-aligned), PA-MPJPE (Procrustes), MRPE and its |X|, |Y|, |Z| parts, A-MPJPE (no alignment),
 3DPCK@150 mm absolute (%), by the true root's distance band.
+
+Depth mode (:func:`depth_inputs`, :func:`depth_predictions`): the same people in rendered RGB-D scenes
+(:mod:`abspose.scenes`) through the node's own depth path: 16UC1 image -> :func:`depth.read_registered`
+-> :func:`lifter.lift` with depth features -> :func:`fuse.fuse`, against the monocular lifter and the
+anchors' one-pixel readout.
 """
 
 from __future__ import annotations
@@ -15,12 +20,19 @@ import torch
 
 from . import skeleton as sk
 from .baseline import closed_form_translation
-from .lifter import Lifter
+from .depth import DepthConfig, Readout, depth_pixels, depth_to_metres, read_registered
+from .fuse import FuseConfig, fuse, lift_with_depth
+from .lifter import Lifter, lift
 from .metrics import a_mpjpe, mpjpe, mrpe, pa_mpjpe, pck_abs
+from .render import SensorModel
+from .scenes import Scenes, scene_depth
 from .synth import Batch
 
-BANDS: tuple[tuple[str, float, float], ...] = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0),
-                                               ("> 6 m", 6.0, 1e9))  # fmt: skip
+Bands = tuple[tuple[str, float, float], ...]
+BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0), ("> 6 m", 6.0, 1e9))
+DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5.0), ("5–8 m", 5.0, 8.0),
+                      ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
+NODE_ROW = "accepted readouts as depth features + fusion (the node)"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
 
 
@@ -60,7 +72,7 @@ def baseline_predictor(model: Lifter) -> Predictor:
     return run
 
 
-def score(pred: Prediction, batch: Batch) -> dict[str, dict[str, float]]:
+def score(pred: Prediction, batch: Batch, bands: Bands = BANDS) -> dict[str, dict[str, float]]:
     """Per band, the COLUMNS (mm, or % for PCK) averaged over the samples in it."""
     gt_root = batch.joints[:, sk.PELVIS]
     per = {
@@ -71,16 +83,16 @@ def score(pred: Prediction, batch: Batch) -> dict[str, dict[str, float]]:
     }  # fmt: skip
     dist = gt_root.norm(dim=-1)
     out: dict[str, dict[str, float]] = {}
-    for band, lo, hi in BANDS:
+    for band, lo, hi in bands:
         sel = (dist >= lo) & (dist < hi)
         out[band] = {k: 1000 * v[sel].nanmean().item() for k, v in per.items()} | {"n": int(sel.sum())}
     return out
 
 
-def markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
+def markdown(results: dict[str, dict[str, dict[str, float]]], bands: Bands = BANDS) -> str:
     """One table per distance band, a row per model."""
     lines: list[str] = []
-    for band, _, _ in BANDS:
+    for band, _, _ in bands:
         n = next(iter(results.values()))[band]["n"]
         lines += [f"**{band}** ({n} samples; mm, PCK in %)", "",
                   "| model | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]  # fmt: skip
@@ -88,3 +100,63 @@ def markdown(results: dict[str, dict[str, dict[str, float]]]) -> str:
             lines.append(f"| {name} | " + " | ".join(f"{res[band][c]:.1f}" for c in COLUMNS) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+@dataclass
+class DepthInputs:
+    """What the node has per scene: ideal keypoints [S, 18, 2] px and their usability [S, 18], the robust
+    readout (:class:`~abspose.depth.Readout` [S, 18]) and the raw depth under the pelvis keypoint [S] (m)."""
+
+    keypoints: torch.Tensor
+    usable: torch.Tensor
+    readout: Readout
+    pixel: torch.Tensor
+
+
+def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
+                 cfg: DepthConfig | None = None) -> DepthInputs:  # fmt: skip
+    """Render every scene and read its depth the way the node does (one scene, i.e. one image, at a time)."""
+    t = scenes.targets
+    s = len(t)
+    idx = torch.tensor(sk.INPUT_INDEX)
+    kp = torch.full((s, sk.NUM_JOINTS, 2), float("nan"))
+    kp[:, idx] = torch.where(t.mask[..., None], t.keypoints, torch.full_like(t.keypoints, float("nan")))
+    usable = torch.zeros(s, sk.NUM_JOINTS, dtype=torch.bool)
+    usable[:, idx] = t.mask
+    g = torch.Generator().manual_seed(seed)
+    parts, pixel = [], torch.full((s,), float("nan"))
+    for i in range(s):
+        image, colour, dcam = scene_depth(scenes, i, sensor, g)
+        parts.append(read_registered(kp[i : i + 1], usable[i : i + 1], colour, image, "16UC1", dcam, cfg))
+        # the anchors' readout: one raw pixel under the pelvis keypoint
+        uv = depth_pixels(kp[i : i + 1, sk.PELVIS], colour, dcam)[0].round()
+        if torch.isfinite(uv).all() and 0 <= uv[0] < image.shape[1] and 0 <= uv[1] < image.shape[0]:
+            pixel[i] = depth_to_metres(image, "16UC1")[int(uv[1]), int(uv[0])]
+    readout = Readout(*(torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid")))
+    return DepthInputs(kp, usable, readout, pixel)
+
+
+def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
+                      cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
+    """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
+    and the node's gated depth features + fusion."""
+    conf = inputs.usable.float()
+    ideal = inputs.keypoints.nan_to_num()
+    K = batch.K
+    mono = lift(model, ideal, conf, K)
+    pelvis = inputs.keypoints[:, sk.PELVIS]
+    xy = (pelvis - K[:, :2, 2]) / torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)
+    pixel_root = torch.cat([xy, torch.ones_like(xy[:, :1])], -1) * inputs.pixel[:, None]
+    pixel_root = torch.where(torch.isfinite(pixel_root).all(-1, keepdim=True), pixel_root, mono.root)
+    ungated = lift(model, ideal, conf, K, inputs.readout.surface)
+    ungated = fuse(ungated.joints, ungated.uncertainty, ideal, K, inputs.readout, cfg)
+    fusion = lift_with_depth(model, ideal, conf, K, inputs.readout, features=False, cfg=cfg)
+    node = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=cfg)
+    return {
+        "monocular lifter": Prediction(mono.joints, mono.root),
+        "one depth pixel at the pelvis keypoint (anchors), else monocular": Prediction(
+            mono.joints - mono.root[:, None] + pixel_root[:, None], pixel_root),
+        "robust readout + fusion, no depth features": Prediction(fusion.joints, fusion.root),
+        "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root),
+        NODE_ROW: Prediction(node.joints, node.root),
+    }  # fmt: skip

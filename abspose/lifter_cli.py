@@ -78,6 +78,27 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation-steps", type=int, default=2000, help="training steps per ablation (default 2000)")
     p.add_argument("--only", default="", help="train only the ablations whose name contains this text")
     p.add_argument("--output", "-o", default=None, help="also write the markdown table to this file")
+    p.add_argument("--depth", action="store_true",
+                   help="depth mode: rendered RGB-D scenes through depth readout and fusion, vs monocular")  # fmt: skip
+    p.add_argument("--scenes", type=int, default=1500, help="rendered scenes in depth mode (default 1500)")
+
+
+def _eval_depth(args: argparse.Namespace, val) -> str:
+    from .evaluate import DEPTH_BANDS, NODE_ROW, depth_inputs, depth_predictions, markdown, score
+    from .fuse import FuseConfig
+    from .lifter import Lifter
+    from .noise2d import NoiseModel
+    from .scenes import make_scenes
+
+    scenes = make_scenes(val, args.scenes, args.seed, NoiseModel.default())
+    inputs = depth_inputs(scenes, args.seed + 1)
+    model = Lifter.load(args.weights, args.device)
+    preds = depth_predictions(model, scenes.targets, inputs)
+    no_refine = depth_predictions(model, scenes.targets, inputs, FuseConfig(refine=0.0))
+    preds["the node without its per-joint torso refinement"] = no_refine[NODE_ROW]
+    valid = inputs.readout.valid.float().mean().item()
+    print(f"{len(scenes)} scenes; {100 * valid:.0f} % of the joint readouts valid", flush=True)
+    return markdown({k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}, DEPTH_BANDS)
 
 
 @command("eval-lifter", "score the lifter on held-out mocap through random cameras (markdown table)", _eval_args)
@@ -91,6 +112,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     data = load_mocap_set(args.data)
     val = data.split("val").to(args.device)
+    if args.depth:
+        table = _eval_depth(args, val.cpu())
+        print(table)
+        if args.output:
+            Path(args.output).write_text(table + "\n")
+        return 0
     batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange())
     model = Lifter.load(args.weights, args.device)
     results = {

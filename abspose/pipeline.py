@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from .camera import CameraModel
-from .depth import DepthConfig, DepthError, Readout, depth_pixels, depth_to_metres, read_depth
+from .depth import DepthConfig, Readout, read_registered
 from .detect2d import BlazePose, Options
-from .fuse import FuseConfig, Fused, fuse
-from .lifter import Lifter, lift
+from .fuse import FuseConfig, Fused, lift_with_depth
+from .lifter import Lifter
 
 
 @dataclass
@@ -26,7 +26,7 @@ class PipelineConfig:
     half: bool = False  # fp16 detector on CUDA
     min_confidence: float = 0.5  # 2D keypoints below this are missing
     use_depth: bool = True  # use a depth image when one is given
-    depth_features: bool = True  # feed readouts to the lifter (else: fusion only)
+    depth_features: bool = True  # feed the readouts fusion accepted to the lifter (else: fusion only)
     lifter_weights: str | None = None  # None: the shipped checkpoint
     detector: Options = field(default_factory=Options)
     depth: DepthConfig = field(default_factory=DepthConfig)
@@ -78,10 +78,9 @@ class Pipeline:
         readout = None
         if depth is not None and self.cfg.use_depth:
             readout = self.read_depth(ideal, usable, camera, depth, depth_encoding, depth_camera)
-        feats = readout.surface if (readout is not None and self.cfg.depth_features) else None
-        lifted = lift(self.lifter, ideal, torch.where(usable, conf, torch.zeros_like(conf)), K, feats,
-                      self.cfg.min_confidence)  # fmt: skip
-        fused: Fused = fuse(lifted.joints, lifted.uncertainty, ideal, K, readout, self.cfg.fuse)
+        confidence = torch.where(usable, conf, torch.zeros_like(conf))
+        fused: Fused = lift_with_depth(self.lifter, ideal, confidence, K, readout, self.cfg.min_confidence,
+                                       self.cfg.depth_features, self.cfg.fuse)  # fmt: skip
         surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
         return People(poses.keypoints, conf, poses.score, fused.joints, fused.uncertainty, fused.source,
                       fused.root, surface)  # fmt: skip
@@ -90,14 +89,4 @@ class Pipeline:
                    depth: np.ndarray | torch.Tensor, encoding: str | None,
                    depth_camera: CameraModel | None) -> Readout:  # fmt: skip
         """Readouts for ideal colour keypoints [N, J, 2] from a depth image registered to the colour camera."""
-        enc = encoding or ("16UC1" if "uint16" in str(depth.dtype) else "32FC1")
-        dm = depth_to_metres(depth, enc, self.cfg.depth.scale, self.device)
-        dcam = depth_camera or camera
-        dh, dw = dm.shape
-        if (dw, dh) != dcam.image_size:
-            if depth_camera is None:
-                raise DepthError(f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
-                                 f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
-            dcam.check_image(dw, dh)
-        px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
-        return read_depth(dm, px.float(), usable, self.cfg.depth)
+        return read_registered(ideal, usable, camera, depth, encoding, depth_camera, self.cfg.depth, self.device)

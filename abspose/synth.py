@@ -85,7 +85,11 @@ class DepthRange:
 @dataclass
 class Batch:
     """Lifter inputs and targets. keypoints [B, 17, 2] px (undistorted), mask [B, 17] bool, K [B, 3, 3],
-    image_size [B, 2] (w, h), joints [B, 18, 3] m (camera frame), depth [B, 17] m (surface; NaN = invalid)."""
+    image_size [B, 2] (w, h), joints [B, 18, 3] m (camera frame), depth [B, 17] m (surface; NaN = invalid).
+
+    The camera pose, for placing more things in the same scene (:func:`ground_to_camera`): ``rotation``
+    [B, 3, 3] and ``shift`` [B, 3] map the *ground frame* (metres, Y up, floor y = 0, origin on the floor
+    under the person's pelvis) to the camera frame."""
 
     keypoints: torch.Tensor
     mask: torch.Tensor
@@ -93,6 +97,8 @@ class Batch:
     image_size: torch.Tensor
     joints: torch.Tensor
     depth: torch.Tensor
+    rotation: torch.Tensor
+    shift: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
@@ -136,7 +142,7 @@ def _mirror(bone: tuple[str, str]) -> tuple[str, str]:
     return tuple(names[sk.FLIP_PERMUTATION[sk.JOINT_INDEX[n]]] for n in bone)  # type: ignore[return-value]
 
 
-def _rot_y(a: torch.Tensor) -> torch.Tensor:
+def rot_y(a: torch.Tensor) -> torch.Tensor:
     c, s, z, o = torch.cos(a), torch.sin(a), torch.zeros_like(a), torch.ones_like(a)
     return torch.stack([c, z, s, z, o, z, -s, z, c], -1).view(-1, 3, 3)
 
@@ -151,9 +157,22 @@ def _rot_z(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, -s, z, s, c, z, z, z, o], -1).view(-1, 3, 3)
 
 
+_FLIP = (-1.0, -1.0, 1.0)
+
+
+def ground_to_camera(points: torch.Tensor, rotation: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Ground-frame points [B, P, 3] (Y up, origin under the person) -> camera frame [B, P, 3].
+
+    The ground frame looks along +z from the camera, so +x is the camera's left: a 180° turn about z makes
+    it the level optical frame (x right, y down, z forward), then the camera's pitch and roll."""
+    flip = torch.tensor(_FLIP, device=points.device, dtype=points.dtype)
+    return ((points + shift[:, None]) * flip) @ rotation.transpose(1, 2)
+
+
 def place_in_cameras(poses: torch.Tensor, cams: CameraRange, g: torch.Generator | None = None):
     """World poses [B, J, 3] (Y up) -> camera-frame joints [B, J, 3], K [B, 3, 3], image size [B, 2],
-    and a bool [B] of samples whose camera pitch is within range."""
+    a bool [B] of samples whose camera pitch is within range, and the camera pose (rotation [B, 3, 3],
+    shift [B, 3]; :func:`ground_to_camera`)."""
     b, dev = poses.shape[0], poses.device
     sizes = torch.tensor(IMAGE_SIZES, device=dev, dtype=poses.dtype)
     size = sizes[torch.randint(len(IMAGE_SIZES), (b,), device=dev, generator=g)]
@@ -165,7 +184,7 @@ def place_in_cameras(poses: torch.Tensor, cams: CameraRange, g: torch.Generator 
     # person: any facing, pelvis at the origin horizontally
     root = poses[:, sk.PELVIS].clone()
     root[:, 1] = 0
-    body = (poses - root[:, None]) @ _rot_y(_rand((b,), 0, 2 * math.pi, dev, g)).transpose(1, 2)
+    body = (poses - root[:, None]) @ rot_y(_rand((b,), 0, 2 * math.pi, dev, g)).transpose(1, 2)
     # where the pelvis should appear: a column -> azimuth, a row -> pitch
     m = cams.margin
     target = (torch.rand(b, 2, device=dev, generator=g) * (1 + 2 * m) - m) * size
@@ -176,15 +195,13 @@ def place_in_cameras(poses: torch.Tensor, cams: CameraRange, g: torch.Generator 
     elevation = torch.atan2(height - body[:, sk.PELVIS, 1], forward)  # pelvis below the horizon: > 0
     pitch = elevation - torch.atan((target[:, 1] - c[:, 1]) / fy)
     ok = (pitch >= math.radians(cams.pitch[0])) & (pitch <= math.radians(cams.pitch[1]))
-    # world (Y up, camera looking along +z, so +x is the camera's left) -> level optical frame (x right,
-    # y down, z forward): a 180° turn about z. The pelvis lands at the target column.
-    pos = body + torch.stack([-dist * torch.sin(azimuth), -height, forward], -1)[:, None]
-    pos = pos * torch.tensor([-1.0, -1.0, 1.0], device=dev, dtype=poses.dtype)
+    # the pelvis lands at the target column
+    shift = torch.stack([-dist * torch.sin(azimuth), -height, forward], -1)
     roll = torch.deg2rad(_rand((b,), -cams.roll, cams.roll, dev, g))
     rot = _rot_z(roll) @ _rot_x(pitch)  # camera pitched down by `pitch`: the scene moves up in the image
-    cam = pos @ rot.transpose(1, 2)
+    cam = ground_to_camera(body, rot, shift)
     ok &= (cam[..., 2] > 0.2).all(-1)
-    return cam, K, size, ok
+    return cam, K, size, ok, rot, shift
 
 
 def project(joints: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -238,12 +255,12 @@ def synthesize(poses: torch.Tensor, noise: NoiseModel, cams: CameraRange | None 
     flip = torch.rand(poses.shape[0], device=dev, generator=g) < 0.5
     mirrored = poses[:, list(sk.FLIP_PERMUTATION)] * torch.tensor([-1.0, 1.0, 1.0], device=dev)
     poses = torch.where(flip[:, None, None], mirrored, poses)
-    joints, K, size, ok = place_in_cameras(poses, cams, g)
+    joints, K, size, ok, rot, shift = place_in_cameras(poses, cams, g)
     true2d = project(joints[:, IN.to(dev)], K)
     inside = ((true2d >= 0) & (true2d <= size[:, None])).all(-1)
     # a person-detector needs the face and most of the body in view
     ok &= inside[:, _HEAD] & (inside.sum(1) >= MIN_INSIDE)
-    joints, K, size, true2d = joints[ok], K[ok], size[ok], true2d[ok]
+    joints, K, size, true2d, rot, shift = joints[ok], K[ok], size[ok], true2d[ok], rot[ok], shift[ok]
     height = (true2d[..., 1].amax(1) - true2d[..., 1].amin(1)).clamp(min=4.0)
     keypoints = true2d + noise.sample(height, g)
     mask = _missing(keypoints, size, dev, g)
@@ -251,4 +268,4 @@ def synthesize(poses: torch.Tensor, noise: NoiseModel, cams: CameraRange | None 
         d = torch.full(mask.shape, float("nan"), device=dev)
     else:
         d = depth_readouts(joints, depth, g)
-    return Batch(keypoints, mask, K, size, joints, d)
+    return Batch(keypoints, mask, K, size, joints, d, rot, shift)

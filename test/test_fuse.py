@@ -1,4 +1,4 @@
-"""Fusion of lifted joints with depth readouts: weighting, gating, sources, uncertainty."""
+"""Fusion of lifted joints with depth readouts: person scale, outlier joints, gating, sources, uncertainty."""
 
 import torch
 
@@ -32,7 +32,9 @@ def test_consistent_depth_corrects_a_lifted_pose_that_is_too_far():
     assert (err_fused[0][fused] < 0.03).all() and err_lifted.mean() > 0.2
     spine = sk.JOINT_INDEX["spine"]
     assert out.source[0, spine] == SOURCE_LIFTED and err_fused[0, spine] < 0.5 * err_lifted[0, spine]  # carried along
-    assert (out.uncertainty[0][fused] < 0.1).all() and out.uncertainty[0, spine] > 0.2
+    mono = fuse(lifted, sigma, kp, K, None)
+    assert (out.uncertainty < 0.1).all() and (mono.uncertainty > 0.15).all()  # depth fixed the placement
+    assert abs(out.scale.item() - 1 / 1.08) < 1e-3
 
 
 def test_readouts_far_from_the_pose_fall_back_to_the_lifter():

@@ -38,3 +38,12 @@ def test_errors_name_the_file(tmp_path):
     assert r.returncode == 2 and "bad.safetensors" in r.stderr
     r = _abspose("train-lifter", "--data", str(tmp_path / "nowhere"), "--steps", "1")
     assert r.returncode == 2 and "nowhere" in r.stderr
+
+
+def test_eval_lifter_depth_mode_prints_depth_vs_monocular(tmp_path):
+    data_path("mocap")
+    r = _abspose("eval-lifter", "--data", str(DATA), "--depth", "--scenes", "30")
+    assert r.returncode == 0, r.stderr
+    assert "30 scenes" in r.stdout and "| monocular lifter |" in r.stdout and "(the node) |" in r.stdout
+    for band in ("**< 3 m**", "**3–5 m**", "**5–8 m**", "**> 8 m**", "**< 5 m**"):
+        assert band in r.stdout
