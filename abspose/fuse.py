@@ -100,9 +100,10 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     scale = torch.where(use, s, ones)
     fused = inlier & use[:, None]
     # each accepted joint then moves along its ray towards its own readout, weighted by the variances
-    var_j = rel**2 + (z_l * scale[:, None] * sig_s[:, None]) ** 2
+    z_all = lifted[..., 2].abs().nan_to_num(1.0)
+    var_j = rel**2 + (z_all * scale[:, None] * sig_s[:, None]) ** 2
     var_d = readout.sigma.to(dev, dt).nan_to_num(1.0) ** 2
-    which = torch.tensor([n in cfg.refine_joints for n in sk.JOINT_NAMES], device=dev)
+    which = torch.tensor([name in cfg.refine_joints for name in sk.JOINT_NAMES], device=dev)
     gain = torch.where(fused & which, var_j / (var_j + var_d), torch.zeros_like(var_j)) * cfg.refine
     own = torch.where(fused, s_j / scale[:, None], ones[:, None])
     joints = lifted * (scale[:, None] * (1 + gain * (own - 1)))[..., None]
