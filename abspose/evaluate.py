@@ -7,20 +7,20 @@ MPJPE (root-aligned), PA-MPJPE (Procrustes), MRPE and its |X|, |Y|, |Z| parts, A
 
 Depth mode (:func:`depth_inputs`, :func:`depth_predictions`): the same people in rendered RGB-D scenes
 (:mod:`abspose.scenes`) through the node's own depth path: 16UC1 image -> :func:`depth.read_registered`
--> :func:`lifter.lift` with depth features -> :func:`fuse.fuse`, against the monocular lifter and the
-anchors' one-pixel readout.
+-> :func:`fuse.lift_with_depth`, against the monocular lifter, the anchors' one-pixel readout and variants
+of the fusion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from . import skeleton as sk
 from .baseline import closed_form_translation
-from .depth import DepthConfig, Readout, depth_pixels, depth_to_metres, read_registered
+from .depth import DepthConfig, Readout, depth_pixels, read_registered
 from .fuse import FuseConfig, fuse, lift_with_depth
 from .lifter import Lifter, lift
 from .metrics import a_mpjpe, mpjpe, mrpe, pa_mpjpe, pck_abs
@@ -131,7 +131,8 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
         # the anchors' readout: one raw pixel under the pelvis keypoint
         uv = depth_pixels(kp[i : i + 1, sk.PELVIS], colour, dcam)[0].round()
         if torch.isfinite(uv).all() and 0 <= uv[0] < image.shape[1] and 0 <= uv[1] < image.shape[0]:
-            pixel[i] = depth_to_metres(image, "16UC1")[int(uv[1]), int(uv[0])]
+            raw = float(image[int(uv[1]), int(uv[0])])
+            pixel[i] = raw / 1000 if raw > 0 else float("nan")  # 16UC1: mm, 0 = no reading
     readout = Readout(*(torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid")))
     return DepthInputs(kp, usable, readout, pixel)
 
@@ -139,7 +140,8 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
 def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                       cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
     """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
-    and the node's gated depth features + fusion."""
+    the node's gated depth features + fusion, and the node without its torso refinement."""
+    cfg = cfg or FuseConfig()
     conf = inputs.usable.float()
     ideal = inputs.keypoints.nan_to_num()
     K = batch.K
@@ -152,6 +154,7 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
     ungated = fuse(ungated.joints, ungated.uncertainty, ideal, K, inputs.readout, cfg)
     fusion = lift_with_depth(model, ideal, conf, K, inputs.readout, features=False, cfg=cfg)
     node = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=cfg)
+    unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine=0.0))
     return {
         "monocular lifter": Prediction(mono.joints, mono.root),
         "one depth pixel at the pelvis keypoint (anchors), else monocular": Prediction(
@@ -159,4 +162,5 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
         "robust readout + fusion, no depth features": Prediction(fusion.joints, fusion.root),
         "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root),
         NODE_ROW: Prediction(node.joints, node.root),
+        "the node without its per-joint torso refinement": Prediction(unrefined.joints, unrefined.root),
     }  # fmt: skip

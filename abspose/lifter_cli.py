@@ -84,8 +84,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_depth(args: argparse.Namespace, val) -> str:
-    from .evaluate import DEPTH_BANDS, NODE_ROW, depth_inputs, depth_predictions, markdown, score
-    from .fuse import FuseConfig
+    from .evaluate import DEPTH_BANDS, depth_inputs, depth_predictions, markdown, score
     from .lifter import Lifter
     from .noise2d import NoiseModel
     from .scenes import make_scenes
@@ -94,8 +93,6 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     inputs = depth_inputs(scenes, args.seed + 1)
     model = Lifter.load(args.weights, args.device)
     preds = depth_predictions(model, scenes.targets, inputs)
-    no_refine = depth_predictions(model, scenes.targets, inputs, FuseConfig(refine=0.0))
-    preds["the node without its per-joint torso refinement"] = no_refine[NODE_ROW]
     valid = inputs.readout.valid.float().mean().item()
     print(f"{len(scenes)} scenes; {100 * valid:.0f} % of the joint readouts valid", flush=True)
     return markdown({k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}, DEPTH_BANDS)
