@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     # compute
     "device": "",  # "" = cuda when available, else cpu; or "cpu", "cuda:0"
     "fp16": False,  # half precision detector on CUDA
+    "compile": False,  # torch.compile the detector: about a minute more at start-up, faster frames on CPU
     # 2D detection
     "detector.min_score": 0.5,
     "detector.max_people": 0,  # 0 = no limit
@@ -138,9 +139,9 @@ def settings(params: dict[str, Any]) -> Settings:
     detector = Options(min_detection_score=p["detector.min_score"], max_people=p["detector.max_people"],
                        tracking=p["detector.reuse_rois"], detect_every=p["detector.detect_every"])  # fmt: skip
     depth = DepthConfig(scale=p["depth.scale"] or None, noise_k=p["depth.noise_k"])
-    pipeline = PipelineConfig(device=p["device"] or None, half=p["fp16"], min_confidence=p["min_keypoint_confidence"],
-                              use_depth=p["use_depth"], depth_features=p["depth.features"], detector=detector,
-                              depth=depth)  # fmt: skip
+    pipeline = PipelineConfig(device=p["device"] or None, half=p["fp16"], compile=p["compile"],
+                              min_confidence=p["min_keypoint_confidence"], use_depth=p["use_depth"],
+                              depth_features=p["depth.features"], detector=detector, depth=depth)  # fmt: skip
     euro = OneEuroConfig(p["smoothing.min_cutoff"], p["smoothing.beta"], p["smoothing.d_cutoff"])
     tracking = TrackConfig(
         max_distance=p["tracking.max_distance"],

@@ -85,10 +85,12 @@ def crop_rois(image: torch.Tensor, rois: torch.Tensor, size: int, border: str, e
 
     Output pixel (u, v) samples the image at c + R(angle)·((u/size − ½)·side, (v/size − ½)·side) in OpenCV
     pixel coordinates, as mediapipe's ImageToTensor (OpenCV warp of the ROI's corners) does.
-    border: "zeros" or "replicate". ``exact``: reproduce OpenCV's uint8 bilinear warp bit for bit (corners
+    border: "zeros" or "replicate". ``exact``: reproduce OpenCV's uint8 bilinear warp (corners
     in float32 as cv::boxPoints gives them, sample positions on a 1/32-px grid, integer weights
     (32−fx)(32−fy)·32, result (Σ w·p + 2¹⁴) >> 15): the models react to single grey levels, so this is what
-    gives parity with mediapipe. Otherwise plain float bilinear.
+    gives parity with mediapipe; equal to cv2.warpPerspective but for ≈0.01 % of values, where a position
+    lies on a 1/32-px rounding boundary). Otherwise plain float bilinear. The crops come channels-last, as the
+    models take them.
     """
     n = rois.shape[0]
     _, h, w = image.shape
@@ -105,36 +107,22 @@ def crop_rois(image: torch.Tensor, rois: torch.Tensor, size: int, border: str, e
         edge_u = (top_left + edge_u).float().double() - top_left
         edge_v = (top_left + edge_v).float().double() - top_left
     t = torch.arange(size, device=dev, dtype=torch.float64) / size
-    x = (
-        top_left[:, 0, None, None]
-        + edge_u[:, 0, None, None] * t[None, None, :]
-        + edge_v[:, 0, None, None] * t[None, :, None]
-    )
-    y = (
-        top_left[:, 1, None, None]
-        + edge_u[:, 1, None, None] * t[None, None, :]
-        + edge_v[:, 1, None, None] * t[None, :, None]
-    )
-    if not exact:
-        grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1).float()
-        img = image[None].expand(n, -1, -1, -1)
-        return F.grid_sample(
-            img, grid, mode="bilinear", padding_mode=border.replace("replicate", "border"), align_corners=False
-        )
-    x32 = torch.round(x * 32).long()
-    y32 = torch.round(y * 32).long()
-    x0, y0 = x32 >> 5, y32 >> 5
-    fx, fy = (x32 & 31).float(), (y32 & 31).float()
-    flat = image.reshape(3, -1)
-    acc = torch.zeros(3, n, size, size, device=dev, dtype=torch.float32)
-    for dy, wy in ((0, 32 - fy), (1, fy)):
-        for dx, wx in ((0, 32 - fx), (1, fx)):
-            xi, yi = x0 + dx, y0 + dy
-            weight = wx * wy * 32
-            if border == "zeros":
-                weight = weight * ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))
-            acc += flat[:, yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)] * weight
-    return torch.floor((acc + 16384) / 32768).permute(1, 0, 2, 3)
+    # sample positions (x, y) [N,size,size]: (top_left + edge_u·t_col) + edge_v·t_row, in that order
+    along_u = top_left[:, None, None, :] + edge_u[:, None, None, :] * t[None, None, :, None]  # [N,1,S,2]
+    xy = along_u + edge_v[:, None, None, :] * t[None, :, None, None]  # [N,S,S,2]
+    xy = torch.nan_to_num(xy, nan=-(2.0**25)).clamp(-(2.0**25), 2.0**25)  # far outside, not undefined
+    if exact:  # OpenCV's positions: the 1/32-px grid
+        xy = torch.round(xy * 32) / 32
+    grid = (2 * xy + 1) / torch.tensor([w, h], device=dev, dtype=torch.float64) - 1
+    src = (image.double() if exact else image)[None].expand(n, -1, -1, -1)
+    mode = border.replace("replicate", "border")
+    crops = F.grid_sample(src, grid.to(src.dtype), mode="bilinear", padding_mode=mode, align_corners=False)
+    if exact:
+        # OpenCV's integer blend Σ W·p / 2¹⁵ (W = (32−fx)(32−fy)·32) is exactly the bilinear blend at those
+        # positions, which float64 computes to within 1e-9, and its rounding (Σ W·p + 2¹⁴) >> 15 is
+        # floor(blend + ½) (the blend is a multiple of 2⁻¹⁵, so the 1e-6 only settles ties)
+        crops = torch.floor(crops + (0.5 + 1e-6)).to(image.dtype)
+    return crops.contiguous(memory_format=torch.channels_last)
 
 
 def _rois_from_points(p0: torch.Tensor, p1: torch.Tensor, scale: float) -> torch.Tensor:
@@ -224,9 +212,13 @@ class BlazePose:
         # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
         landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device)
         self.landmark = landmark.to(self.dtype)
+        self.compiled = compile
         if compile:
             self.detector = torch.compile(self.detector, dynamic=False)
-            self.landmark = torch.compile(self.landmark, dynamic=True)
+            # batch sizes: the first is compiled static, the second time a new one comes a graph with a
+            # symbolic batch (dynamic=True would make H and W symbolic too, which inductor cannot lower for
+            # channels-last convolutions)
+            self.landmark = torch.compile(self.landmark, dynamic=None)
         self.anchors = _anchors().to(self.device)
         self._prev_rois: torch.Tensor | None = None
         self._frame = 0
@@ -264,6 +256,9 @@ class BlazePose:
     def landmarks(self, image: torch.Tensor, rois: torch.Tensor) -> dict[str, torch.Tensor]:
         """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels."""
         crops = crop_rois(image, rois, LANDMARK_SIZE, "replicate", self.options.exact_crops) / 255.0
+        if self.compiled:  # only the batch may vary (the detector shares the graph code, so say so)
+            for dim in (1, 2, 3):
+                torch._dynamo.mark_static(crops, dim)
         raw, flag, heatmap, world = (t.float() for t in self.landmark(crops.to(self.dtype)))
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(

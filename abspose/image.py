@@ -43,7 +43,9 @@ _TORCH_DTYPES = {np.uint8: torch.uint8, np.uint16: torch.uint16}
 def to_rgb_tensor(
     image: np.ndarray | torch.Tensor, encoding: str | None = None, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
-    """HxW[xC] image -> float32 RGB [3,H,W] in 0..255 on ``device`` (16-bit mono scaled to 0..255)."""
+    """HxW[xC] image -> float32 RGB [3,H,W] in 0..255 on ``device`` (16-bit mono scaled to 0..255).
+
+    The result is a [3,H,W] view of HxWx3 memory (``permute(1, 2, 0)`` gives it back without a copy)."""
     t = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
     enc = encoding or default_encoding(tuple(t.shape), t.dtype == torch.uint16)
     if enc not in ENCODINGS:
@@ -62,8 +64,10 @@ def to_rgb_tensor(
     if t.ndim == 2:
         t = t[..., None]
     if order is None:
-        return t.permute(2, 0, 1).expand(3, -1, -1).contiguous()
-    return t[..., list(order)].permute(2, 0, 1).contiguous()
+        t = t.expand(-1, -1, 3).contiguous()
+    elif channels != 3 or order != (0, 1, 2):
+        t = t[..., list(order)]
+    return t.permute(2, 0, 1)
 
 
 def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:

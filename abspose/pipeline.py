@@ -24,6 +24,7 @@ from .lifter import Lifter
 class PipelineConfig:
     device: str | None = None  # None: cuda when available
     half: bool = False  # fp16 detector on CUDA
+    compile: bool = False  # torch.compile the detector's models (slow start, faster frames)
     min_confidence: float = 0.5  # 2D keypoints below this are missing
     use_depth: bool = True  # use a depth image when one is given
     depth_features: bool = True  # feed the readouts fusion accepted to the lifter (else: fusion only)
@@ -62,7 +63,9 @@ class Pipeline:
                  lifter: Lifter | None = None) -> None:  # fmt: skip
         self.cfg = cfg or PipelineConfig()
         self.device = torch.device(self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.detector = detector or BlazePose(self.device, half=self.cfg.half, options=self.cfg.detector)
+        self.detector = detector or BlazePose(
+            self.device, half=self.cfg.half, options=self.cfg.detector, compile=self.cfg.compile
+        )
         self.lifter = lifter or Lifter.load(self.cfg.lifter_weights, self.device)
 
     def __call__(self, image: np.ndarray | torch.Tensor, camera: CameraModel, encoding: str | None = None,

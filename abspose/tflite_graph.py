@@ -3,7 +3,8 @@
 :func:`parse_tflite` turns a ``.tflite`` file into a JSON-able graph spec plus constant tensors, folding
 the weight-side ``DENSIFY`` (TFLite sparsity, CSR) and ``DEQUANTIZE`` (float16 storage) ops away. The
 spec and constants are what we save as safetensors; :class:`TFLiteGraph` runs them without TensorFlow or
-a TFLite runtime. Activations are NCHW inside; 4D outputs are returned NCHW, others as in TFLite.
+a TFLite runtime. Activations are NCHW-shaped and stored channels-last (NHWC memory, as TFLite's, which is
+what oneDNN and cuDNN run fastest); 4D outputs are returned NCHW-shaped, others as in TFLite.
 Supported ops are those of BlazePose's detector and landmark models (`SUPPORTED_OPS`).
 """
 
@@ -200,7 +201,8 @@ class TFLiteGraph(nn.Module):
     def _const(self, key: str, value: torch.Tensor) -> str:
         name = "t" + key.replace(".", "_")
         if name not in self._params:
-            self._params[name] = nn.Parameter(value.float(), requires_grad=False)
+            value = value.float() if value.dim() != 4 else value.float().contiguous(memory_format=torch.channels_last)
+            self._params[name] = nn.Parameter(value, requires_grad=False)
         return name
 
     def _build_conv_2d(self, op: dict, consts: dict[str, torch.Tensor]) -> Callable:
@@ -215,10 +217,22 @@ class TFLiteGraph(nn.Module):
         w = consts[w_id]
         # TFLite: conv [O,H,W,I], depthwise [1,H,W,C*M]  ->  torch [O,I,H,W] / [C*M,1,H,W]
         w = w.permute(3, 0, 1, 2) if depthwise else w.permute(0, 3, 1, 2)
-        wname = self._const(w_id + ("_dw" if depthwise else "_conv"), w.contiguous())
         bname = self._const(op["in"][2], consts[op["in"][2]]) if len(op["in"]) > 2 else None
         kh, kw = w.shape[2], w.shape[3]
         sh, sw = o.get("stride_h", 1), o.get("stride_w", 1)
+        groups = self.shapes[x_id][3] if depthwise else 1
+        act = _activation(o.get("activation", 0))
+        out_id = op["out"][0]
+        params = self._params
+        if (kh, kw, sh, sw, groups) == (1, 1, 1, 1, 1):  # pointwise: a matrix product over NHWC memory
+            fc = self._const(w_id + "_fc", w.reshape(w.shape[0], w.shape[1]).contiguous())
+
+            def pointwise(env: dict[str, torch.Tensor]) -> None:
+                y = F.linear(env[x_id].permute(0, 2, 3, 1), params[fc], params[bname] if bname else None)
+                env[out_id] = act(y.permute(0, 3, 1, 2)) if act else y.permute(0, 3, 1, 2)
+
+            return pointwise
+        wname = self._const(w_id + ("_dw" if depthwise else "_conv"), w.contiguous(memory_format=torch.channels_last))
         dh, dw = o.get("dilation_h", 1), o.get("dilation_w", 1)
         h, wd = self.shapes[x_id][1], self.shapes[x_id][2]
         if o.get("padding", 1) == 0:  # SAME
@@ -226,10 +240,6 @@ class TFLiteGraph(nn.Module):
         else:
             pt = pb = pl = pr = 0
         symmetric = pt == pb and pl == pr
-        groups = self.shapes[x_id][3] if depthwise else 1
-        act = _activation(o.get("activation", 0))
-        out_id = op["out"][0]
-        params = self._params
 
         def step(env: dict[str, torch.Tensor]) -> None:
             x = env[x_id]
@@ -351,7 +361,7 @@ class TFLiteGraph(nn.Module):
         return step
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        env = {self.input_id: x}
+        env = {self.input_id: x.contiguous(memory_format=torch.channels_last)}
         for step in self._steps:
             step(env)
         return [env[i] for i in self.output_ids]

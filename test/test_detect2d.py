@@ -195,3 +195,43 @@ def test_weights_are_sha_checked_and_never_pickled(tmp_path, monkeypatch):
     # a truncated cache file is converted again
     paths["landmark"].write_bytes(paths["landmark"].read_bytes()[:1000])
     assert bw.ensure(download=False)["landmark"].stat().st_size > 1_000_000
+
+
+@pytest.mark.parametrize("border", ["zeros", "replicate"])
+def test_exact_crops_are_opencv_warps(frame, border):
+    """Rotated crops as mediapipe makes them (cv::boxPoints corners, warpPerspective, uint8), also off-image:
+    equal but for positions on a 1/32-px rounding boundary, which OpenCV's matrix puts on the other side."""
+    import cv2
+
+    from abspose.detect2d import crop_rois
+
+    rng = np.random.default_rng(1)
+    rois = np.column_stack([rng.uniform(-150, 800, 24), rng.uniform(-120, 600, 24),
+                            rng.uniform(5, 900, 24), rng.uniform(-3.5, 3.5, 24)])  # fmt: skip
+    ours = crop_rois(torch.from_numpy(frame).permute(2, 0, 1).float(), torch.from_numpy(rois), 256, border)
+    dst = np.array([[0, 256], [0, 0], [256, 0], [256, 256]], np.float32)
+    flag = cv2.BORDER_CONSTANT if border == "zeros" else cv2.BORDER_REPLICATE
+    for roi, crop in zip(rois, ours, strict=True):
+        (cx, cy, side, angle) = roi
+        src = cv2.boxPoints(((cx, cy), (side, side), angle * 180 / np.pi)).astype(np.float32)
+        ref = cv2.warpPerspective(frame, cv2.getPerspectiveTransform(src, dst), (256, 256), flags=cv2.INTER_LINEAR,
+                                  borderMode=flag, borderValue=0)  # fmt: skip
+        diff = np.abs(crop.permute(1, 2, 0).numpy() - ref)
+        # a 1/32-px shift changes a value by at most 255/32 at a black/white edge
+        assert diff.max() <= 8 and (diff > 0).mean() < 5e-4, (roi, diff.max(), (diff > 0).mean())
+
+
+def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose):
+    """torch.compile: a static graph for the first batch size, one with a symbolic batch after (H, W static)."""
+    from abspose.detect2d import BlazePose
+    from abspose.image import to_rgb_tensor
+
+    eager = blazepose()
+    compiled = BlazePose("cpu", compile=True)
+    rgb = to_rgb_tensor(frame)
+    rois, _ = eager.detect_people(rgb)
+    torch.testing.assert_close(compiled.detect_people(rgb)[0], rois, atol=0.05, rtol=0)
+    for n in (1, 3, 2):
+        batch = rois[:1].expand(n, -1) + torch.linspace(-10, 10, n)[:, None] * torch.tensor([1.0, 0.5, 1.0, 0.01])
+        ref, out = eager.landmarks(rgb, batch), compiled.landmarks(rgb, batch)
+        assert (out["points"] - ref["points"]).abs().max() < 0.05, n
