@@ -203,8 +203,9 @@ class BlazePose:
         options: Options | None = None,
         compile: bool = False,
     ):
-        """half: fp16 models on CUDA. compile: torch.compile the two models (≈30 % faster on CPU, costs
-        about a minute at start-up: for long-running nodes and benchmarks, not for a few images)."""
+        """half: fp16 models on CUDA. compile: torch.compile the two models now (faster frames on a CPU, about
+        a minute at start-up: for long-running nodes and benchmarks, not for a few images). If compiling
+        fails (e.g. no C++ compiler), the models run eagerly and ``compile_error`` says why."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.options = options or Options()
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
@@ -212,16 +213,37 @@ class BlazePose:
         # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
         landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device)
         self.landmark = landmark.to(self.dtype)
-        self.compiled = compile
+        self.compiled = False
+        self.compile_error: str | None = None
         if compile:
-            self.detector = torch.compile(self.detector, dynamic=False)
-            # batch sizes: the first is compiled static, the second time a new one comes a graph with a
-            # symbolic batch (dynamic=True would make H and W symbolic too, which inductor cannot lower for
-            # channels-last convolutions)
-            self.landmark = torch.compile(self.landmark, dynamic=None)
+            self._compile()
         self.anchors = _anchors().to(self.device)
         self._prev_rois: torch.Tensor | None = None
         self._frame = 0
+
+    def _compile(self) -> None:
+        """Compile both models on dummy inputs: the detector's one shape, the landmark model for one crop and
+        for a symbolic batch (dynamic=True would make H and W symbolic too, which inductor cannot lower for
+        channels-last convolutions), so no frame waits for a compilation."""
+        detector = torch.compile(self.detector, dynamic=False)
+        landmark = torch.compile(self.landmark, dynamic=None)
+        try:
+            with torch.inference_mode():
+                detector(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device, dtype=self.dtype))
+                for n in (1, 2):
+                    landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
+        except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
+            self.compile_error = f"torch.compile failed, running eagerly: {type(exc).__name__}: {exc}"
+            return
+        self.detector, self.landmark, self.compiled = detector, landmark, True
+
+    def _static_hw(self, crops: torch.Tensor) -> torch.Tensor:
+        """Crops in the models' dtype and memory order; when compiled, only the batch size may vary (the
+        detector shares the graph code, so automatic dynamic shapes would otherwise make H and W symbolic)."""
+        crops = crops.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        for dim in (1, 2, 3):  # a flag on the tensor: free when the models run eagerly
+            torch._dynamo.mark_static(crops, dim)
+        return crops
 
     def reset(self) -> None:
         """Forget tracked ROIs (call between unrelated images in tracking mode)."""
@@ -256,10 +278,7 @@ class BlazePose:
     def landmarks(self, image: torch.Tensor, rois: torch.Tensor) -> dict[str, torch.Tensor]:
         """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels."""
         crops = crop_rois(image, rois, LANDMARK_SIZE, "replicate", self.options.exact_crops) / 255.0
-        if self.compiled:  # only the batch may vary (the detector shares the graph code, so say so)
-            for dim in (1, 2, 3):
-                torch._dynamo.mark_static(crops, dim)
-        raw, flag, heatmap, world = (t.float() for t in self.landmark(crops.to(self.dtype)))
+        raw, flag, heatmap, world = (t.float() for t in self.landmark(self._static_hw(crops)))
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(
             raw[..., :2] / LANDMARK_SIZE, heatmap, self.options.refine_kernel, self.options.refine_min_confidence

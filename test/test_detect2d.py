@@ -228,6 +228,7 @@ def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose)
 
     eager = blazepose()
     compiled = BlazePose("cpu", compile=True)
+    assert compiled.compiled and compiled.compile_error is None
     rgb = to_rgb_tensor(frame)
     rois, _ = eager.detect_people(rgb)
     torch.testing.assert_close(compiled.detect_people(rgb)[0], rois, atol=0.05, rtol=0)
@@ -235,3 +236,18 @@ def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose)
         batch = rois[:1].expand(n, -1) + torch.linspace(-10, 10, n)[:, None] * torch.tensor([1.0, 0.5, 1.0, 0.01])
         ref, out = eager.landmarks(rgb, batch), compiled.landmarks(rgb, batch)
         assert (out["points"] - ref["points"]).abs().max() < 0.05, n
+
+
+def test_a_failing_compilation_falls_back_to_eager_models(frame, blazepose, monkeypatch):
+    from abspose.detect2d import BlazePose
+
+    def no_compiler(model, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    model = BlazePose("cpu", compile=True)
+    assert not model.compiled and "no C++ compiler" in model.compile_error
+    torch.testing.assert_close(model(frame).landmarks, blazepose()(frame).landmarks)
