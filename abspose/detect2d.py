@@ -88,9 +88,9 @@ def crop_rois(image: torch.Tensor, rois: torch.Tensor, size: int, border: str, e
     border: "zeros" or "replicate". ``exact``: reproduce OpenCV's uint8 bilinear warp (corners
     in float32 as cv::boxPoints gives them, sample positions on a 1/32-px grid, integer weights
     (32−fx)(32−fy)·32, result (Σ w·p + 2¹⁴) >> 15): the models react to single grey levels, so this is what
-    gives parity with mediapipe; equal to cv2.warpPerspective but for ≈0.01 % of values, where a position
-    lies on a 1/32-px rounding boundary). Otherwise plain float bilinear. The crops come channels-last, as the
-    models take them.
+    gives parity with mediapipe. Equal to cv2.warpPerspective but for ≈0.01 % of values, where a position
+    lies on a 1/32-px rounding boundary. Otherwise plain float bilinear. The crops come channels-last, as
+    the models take them.
     """
     n = rois.shape[0]
     _, h, w = image.shape

@@ -201,7 +201,8 @@ class TFLiteGraph(nn.Module):
     def _const(self, key: str, value: torch.Tensor) -> str:
         name = "t" + key.replace(".", "_")
         if name not in self._params:
-            value = value.float() if value.dim() != 4 else value.float().contiguous(memory_format=torch.channels_last)
+            fmt = torch.channels_last if value.dim() == 4 else torch.contiguous_format
+            value = value.float().contiguous(memory_format=fmt)
             self._params[name] = nn.Parameter(value, requires_grad=False)
         return name
 
@@ -232,7 +233,7 @@ class TFLiteGraph(nn.Module):
                 env[out_id] = act(y.permute(0, 3, 1, 2)) if act else y.permute(0, 3, 1, 2)
 
             return pointwise
-        wname = self._const(w_id + ("_dw" if depthwise else "_conv"), w.contiguous(memory_format=torch.channels_last))
+        wname = self._const(w_id + ("_dw" if depthwise else "_conv"), w)
         dh, dw = o.get("dilation_h", 1), o.get("dilation_w", 1)
         h, wd = self.shapes[x_id][1], self.shapes[x_id][2]
         if o.get("padding", 1) == 0:  # SAME
