@@ -251,3 +251,19 @@ def test_a_failing_compilation_falls_back_to_eager_models(frame, blazepose, monk
     model = BlazePose("cpu", compile=True)
     assert not model.compiled and "no C++ compiler" in model.compile_error
     torch.testing.assert_close(model(frame).landmarks, blazepose()(frame).landmarks)
+
+
+def test_opencv_and_torch_crops_give_the_same_people(frame, blazepose):
+    """On a CPU the crops come from OpenCV itself (mediapipe's CPU crop); the batched torch warp, used on
+    other devices, gives the same landmarks. Bad ROIs (NaN, empty, far away) give black crops, no pose."""
+    from abspose.detect2d import crop_rois_opencv
+    from abspose.image import to_rgb_tensor
+
+    opencv, torch_warp = blazepose(), blazepose(opencv_crops=False)
+    assert opencv.opencv_crops and not torch_warp.opencv_crops
+    a, b = opencv(frame), torch_warp(frame)
+    assert len(a) == len(b) >= 1
+    assert (a.landmarks - b.landmarks).abs().max() < 0.1
+    bad = torch.tensor([[float("nan"), 10, 100, 0], [10, 10, 0, 0], [1e30, 0, 100, 0], [100, 100, 50, float("inf")]])
+    assert crop_rois_opencv(frame, bad, 256, "replicate").abs().max() == 0
+    assert (opencv.landmarks(to_rgb_tensor(frame), bad)["flag"] < 0.5).all()
