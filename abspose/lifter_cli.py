@@ -84,9 +84,10 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_depth(args: argparse.Namespace, val) -> str:
-    from .evaluate import DEPTH_BANDS, depth_inputs, depth_predictions, markdown, score
+    from .evaluate import DEPTH_BANDS, NODE_ROW, depth_inputs, depth_predictions, markdown, score
     from .lifter import Lifter
     from .noise2d import NoiseModel
+    from .render import SensorModel
     from .scenes import make_scenes
 
     scenes = make_scenes(val, args.scenes, args.seed, NoiseModel.default())
@@ -95,6 +96,10 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     preds = depth_predictions(model, scenes.targets, inputs)
     valid = inputs.readout.valid.float().mean().item()
     print(f"{len(scenes)} scenes; {100 * valid:.0f} % of the joint readouts valid", flush=True)
+    # diagnostic: the same scenes seen by a perfect sensor (no noise, holes, flying pixels, range limit)
+    perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(1e3, 1e3))
+    clean = depth_predictions(model, scenes.targets, depth_inputs(scenes, args.seed + 1, perfect))
+    preds[f"{NODE_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[NODE_ROW]
     return markdown({k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}, DEPTH_BANDS)
 
 
