@@ -3,9 +3,9 @@
 Top-down, as mediapipe does it: letterbox the image to 224², run the person detector, decode anchors,
 weighted NMS, one rotated square ROI per person (centre = mid-hip, size and angle from the detector's
 alignment keypoints), crop all ROIs to 256² (OpenCV's warp on a CPU, as mediapipe; one batched torch warp
-on other devices), run the landmark model on the batch,
-refine with the heatmap, map back to image pixels. Optional tracking mode: ROIs from the previous frame's
-landmarks (points 33/34) replace the detector, which then runs only every ``detect_every`` frames.
+on other devices), run the landmark model on the batch, refine with the heatmap, map back to image pixels.
+Optional tracking mode: ROIs from the previous frame's landmarks (points 33/34) replace the detector, which
+then runs only every ``detect_every`` frames.
 
 Units: pixels of the input image (x right, y down; raw/distorted coordinates, undistortion comes later),
 pixel centres at integer coordinates + 0.5 as in mediapipe's normalized coordinates × size.
