@@ -15,6 +15,7 @@ import yaml
 
 from .depth import DepthConfig
 from .detect2d import Options
+from .fuse import FuseConfig
 from .pipeline import PipelineConfig
 from .smoothing import OneEuroConfig
 from .track import TrackConfig
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "depth.scale": 0.0,  # m per unit; 0 = by encoding (16UC1 mm, 32FC1 m)
     "depth.noise_k": 1.5e-3,  # sensor noise sigma = k z^2 (1/m)
     "depth.features": True,  # depth readouts as lifter inputs (else fusion only)
+    "depth.surface_model": False,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,
@@ -141,7 +143,8 @@ def settings(params: dict[str, Any]) -> Settings:
     depth = DepthConfig(scale=p["depth.scale"] or None, noise_k=p["depth.noise_k"])
     pipeline = PipelineConfig(device=p["device"] or None, half=p["fp16"], compile=p["compile"],
                               min_confidence=p["min_keypoint_confidence"], use_depth=p["use_depth"],
-                              depth_features=p["depth.features"], detector=detector, depth=depth)  # fmt: skip
+                              depth_features=p["depth.features"], detector=detector, depth=depth,
+                              fuse=FuseConfig(surface_model=p["depth.surface_model"]))  # fmt: skip
     euro = OneEuroConfig(p["smoothing.min_cutoff"], p["smoothing.beta"], p["smoothing.d_cutoff"])
     tracking = TrackConfig(
         max_distance=p["tracking.max_distance"],

@@ -18,8 +18,9 @@ Readout (:func:`read_depth`), per person and joint, batched:
    the patch also holds background that survived step 2), valid when at least ``min_valid`` of the grid
    survived; σ = sqrt((k·z²)² + σ_min² + (spread/2)²) with k the sensor's noise coefficient (1/m).
 
-The readout is the depth of the body *surface*; the joint lies ``skeleton.BODY_RADIUS`` behind it
-(:mod:`abspose.fuse` adds it). Frames: camera optical frames, metres.
+The readout is the depth of the body *surface*; :mod:`abspose.fuse` predicts how far behind it each joint
+lies from the lifted pose (:func:`abspose.surface.readout_offsets`, with the patch size the readout
+reports). Frames: camera optical frames, metres.
 """
 
 from __future__ import annotations
@@ -65,11 +66,15 @@ class DepthConfig:
 
 @dataclass
 class Readout:
-    """surface [N, J] m (NaN = invalid), sigma [N, J] m, valid [N, J] bool (J = NUM_JOINTS)."""
+    """surface [N, J] m (NaN = invalid), sigma [N, J] m, valid [N, J] bool (J = NUM_JOINTS); patch [N] =
+    each person's patch half-size in normalized image coordinates (pixels / f), None when not known;
+    quantile = the patch quantile taken (how the fusion predicts what a body gives, :mod:`abspose.surface`)."""
 
     surface: torch.Tensor
     sigma: torch.Tensor
     valid: torch.Tensor
+    patch: torch.Tensor | None = None
+    quantile: float = 0.3
 
 
 def depth_to_metres(image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None,
@@ -132,18 +137,18 @@ def register_depth(depth_m: torch.Tensor, depth_cam: CameraModel, color_cam: Cam
     return torch.where(torch.isfinite(out), out, torch.full_like(out, float("nan")))
 
 
-def read_depth(
-    depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, cfg: DepthConfig | None = None
-) -> Readout:
+def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, cfg: DepthConfig | None = None,
+               focal: float | None = None) -> Readout:  # fmt: skip
     """Per-joint surface depth from depth [H, W] (m, NaN invalid) at ``pixels`` [N, J, 2] (raw depth-image
-    pixels, J = NUM_JOINTS) for joints with ``mask`` [N, J]. All people and joints in one pass."""
+    pixels, J = NUM_JOINTS) for joints with ``mask`` [N, J]. All people and joints in one pass. ``focal``:
+    the depth image's f (px), to report the patch size in normalized coordinates."""
     cfg = cfg or DepthConfig()
     n, j = pixels.shape[:2]
     dev = depth_m.device
     h, w = depth_m.shape
     if n == 0:
         empty = torch.zeros(0, j, device=dev)
-        return Readout(empty, empty, empty.bool())
+        return Readout(empty, empty, empty.bool(), torch.zeros(0, device=dev) if focal else None, cfg.quantile)
     px = pixels.to(dev, torch.float32)
     ok = mask.to(dev) & torch.isfinite(px).all(-1)
     m = ok.float()[..., None]
@@ -172,7 +177,8 @@ def read_depth(
     lo, hi = torch.nanquantile(s, 0.25, dim=-1), torch.nanquantile(s, 0.75, dim=-1)
     sigma = torch.sqrt((cfg.noise_k * surface**2) ** 2 + cfg.sigma_min**2 + (0.5 * (hi - lo)) ** 2)
     nan = torch.full_like(surface, float("nan"))
-    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid)
+    patch = half[:, 0] / focal if focal else None
+    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid, patch, cfg.quantile)
 
 
 def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel, depth: np.ndarray | torch.Tensor,
@@ -192,4 +198,4 @@ def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraMod
                              f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
         dcam.check_image(dw, dh)
     px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
-    return read_depth(dm, px.float(), usable, cfg)
+    return read_depth(dm, px.float(), usable, cfg, dcam.focal_length)

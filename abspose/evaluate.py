@@ -33,6 +33,7 @@ BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0), (
 DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5.0), ("5–8 m", 5.0, 8.0),
                       ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
 NODE_ROW = "accepted readouts as depth features + fusion (the node)"
+SURFACE_ROW = "the node with depth.surface_model (offsets from the lifted body)"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
 
 
@@ -133,14 +134,15 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
         if torch.isfinite(uv).all() and 0 <= uv[0] < image.shape[1] and 0 <= uv[1] < image.shape[0]:
             raw = float(image[int(uv[1]), int(uv[0])])
             pixel[i] = raw / 1000 if raw > 0 else float("nan")  # 16UC1: mm, 0 = no reading
-    readout = Readout(*(torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid")))
+    readout = Readout(*(torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid", "patch")))
     return DepthInputs(kp, usable, readout, pixel)
 
 
 def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                       cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
     """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
-    the node's gated depth features + fusion, and the node without its torso refinement."""
+    the node's gated depth features + fusion, the node without its torso refinement, and the node with
+    offsets from the lifted body's surface model (with and without the refinement)."""
     cfg = cfg or FuseConfig()
     conf = inputs.usable.float()
     ideal = inputs.keypoints.nan_to_num()
@@ -155,6 +157,9 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
     fusion = lift_with_depth(model, ideal, conf, K, inputs.readout, features=False, cfg=cfg)
     node = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=cfg)
     unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine=0.0))
+    surface = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, surface_model=True))
+    surface_unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout,
+                                        cfg=replace(cfg, surface_model=True, refine=0.0))  # fmt: skip
     return {
         "monocular lifter": Prediction(mono.joints, mono.root),
         "one depth pixel at the pelvis keypoint (anchors), else monocular": Prediction(
@@ -163,4 +168,6 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
         "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root),
         NODE_ROW: Prediction(node.joints, node.root),
         "the node without its per-joint torso refinement": Prediction(unrefined.joints, unrefined.root),
+        SURFACE_ROW: Prediction(surface.joints, surface.root),
+        f"{SURFACE_ROW}, without the torso refinement": Prediction(surface_unrefined.joints, surface_unrefined.root),
     }  # fmt: skip

@@ -84,7 +84,17 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_depth(args: argparse.Namespace, val) -> str:
-    from .evaluate import DEPTH_BANDS, NODE_ROW, depth_inputs, depth_predictions, markdown, score
+    from . import skeleton as sk
+    from .evaluate import (
+        DEPTH_BANDS,
+        NODE_ROW,
+        SURFACE_ROW,
+        Prediction,
+        depth_inputs,
+        depth_predictions,
+        markdown,
+        score,
+    )
     from .lifter import Lifter
     from .noise2d import NoiseModel
     from .render import SensorModel
@@ -100,6 +110,12 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(1e3, 1e3))
     clean = depth_predictions(model, scenes.targets, depth_inputs(scenes, args.seed + 1, perfect))
     preds[f"{NODE_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[NODE_ROW]
+    preds[f"{SURFACE_ROW}, perfect depth sensor (diagnostic)"] = clean[SURFACE_ROW]
+    # diagnostic: the node's root ray at the true depth — the X/Y error that comes from the 2D keypoints alone
+    node, true_z = preds[NODE_ROW], scenes.targets.joints[:, sk.PELVIS, 2:3]
+    root = node.root / node.root[:, 2:3] * true_z
+    preds["the node's root ray at the true depth (diagnostic: X/Y alone)"] = Prediction(
+        node.joints - node.root[:, None] + root[:, None], root)  # fmt: skip
     return markdown({k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}, DEPTH_BANDS)
 
 

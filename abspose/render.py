@@ -3,8 +3,8 @@
 Used to evaluate the depth path (readout, depth features, fusion) on held-out mocap, where the truth is
 known. Frames: camera optical frame (x right, y down, z forward), metres; images [H, W] hold z (metres).
 
-- :func:`body_capsules`: a person's joints -> capsules (segment + radius) around bones, torso sides,
-  shoulders, hips and head, sized from adult girths and depths (thigh 7 cm radius, torso about ±9 cm deep, head 9 cm).
+- Bodies are :mod:`abspose.surface`'s capsules (``body_capsules``), the same model the fusion uses to
+  predict its readout offsets.
 - :func:`render_depth`: exact ray/capsule and ray/plane intersections, nearest surface wins (z-buffer);
   capsules are only tested inside their projected bounding box.
 - :func:`sense`: what a real RGB-D camera makes of it: noise σ = k z² (part per pixel, part smooth like
@@ -20,31 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import skeleton as sk
-
-# (joint a, joint b, radius m): limbs along the skeleton's bones plus the torso's sides and the head
-_CAPSULES: tuple[tuple[str, str, float], ...] = (
-    ("left_hip", "left_knee", 0.07), ("right_hip", "right_knee", 0.07),
-    ("left_knee", "left_ankle", 0.05), ("right_knee", "right_ankle", 0.05),
-    ("left_ankle", "left_foot", 0.04), ("right_ankle", "right_foot", 0.04),
-    ("left_shoulder", "left_elbow", 0.045), ("right_shoulder", "right_elbow", 0.045),
-    ("left_elbow", "left_wrist", 0.038), ("right_elbow", "right_wrist", 0.038),
-    ("left_hip", "right_hip", 0.09), ("left_shoulder", "right_shoulder", 0.06),
-    ("left_hip", "left_shoulder", 0.08), ("right_hip", "right_shoulder", 0.08),
-    ("pelvis", "spine", 0.09), ("spine", "neck", 0.08), ("neck", "head", 0.06), ("head", "head", 0.09),
-)  # fmt: skip
-_CAP_A = tuple(sk.JOINT_INDEX[a] for a, _, _ in _CAPSULES)
-_CAP_B = tuple(sk.JOINT_INDEX[b] for _, b, _ in _CAPSULES)
-_CAP_R = tuple(r for _, _, r in _CAPSULES)
-
-
-@dataclass
-class Capsules:
-    """Segments a [C, 3], b [C, 3] and radii r [C] (metres, camera frame)."""
-
-    a: torch.Tensor
-    b: torch.Tensor
-    r: torch.Tensor
+from .surface import Capsules, hit_capsules
 
 
 @dataclass
@@ -61,42 +37,6 @@ class SensorModel:
     flying: float = 0.5  # probability that a pixel on such a step is a flying pixel
     min_range: float = 0.3  # m
     max_range: tuple[float, float] = (5.0, 10.0)  # m, per scene (the targets are for < 5 m)
-
-
-def body_capsules(joints: torch.Tensor) -> Capsules:
-    """Capsules of people [P, NUM_JOINTS, 3] (metres, camera frame), all people's capsules concatenated."""
-    r = torch.tensor(_CAP_R, device=joints.device, dtype=joints.dtype)
-    return Capsules(joints[:, list(_CAP_A)].reshape(-1, 3), joints[:, list(_CAP_B)].reshape(-1, 3),
-                    r.repeat(joints.shape[0]))  # fmt: skip
-
-
-def _hit_capsules(rd: torch.Tensor, caps: Capsules) -> torch.Tensor:
-    """Distance along unit rays rd [P, 3] from the origin to the nearest capsule hit, [P] (inf = none).
-
-    Ray/capsule intersection (cylinder body, then the spherical caps), after Íñigo Quílez's capIntersect."""
-    ba = caps.b - caps.a  # [C, 3]
-    oa = -caps.a
-    baba = (ba * ba).sum(-1).clamp(min=1e-12)
-    baoa = (ba * oa).sum(-1)
-    oaoa = (oa * oa).sum(-1)
-    r2 = caps.r**2
-    bard = rd @ ba.T  # [P, C]
-    rdoa = rd @ oa.T
-    a = baba - bard**2
-    b = baba * rdoa - baoa * bard
-    c = baba * oaoa - baoa**2 - r2 * baba
-    h = b**2 - a * c
-    t_body = (-b - h.clamp(min=0).sqrt()) / a.clamp(min=1e-12)
-    y = baoa + t_body * bard
-    body = (h >= 0) & (a > 1e-12) & (y > 0) & (y < baba)
-    # caps: the sphere at a (y <= 0) or at b (y >= baba)
-    oc_rd = torch.where(y <= 0, rdoa, rd @ (-caps.b).T)
-    oc2 = torch.where(y <= 0, oaoa, (caps.b * caps.b).sum(-1))
-    hc = oc_rd**2 - (oc2 - r2)
-    t_cap = -oc_rd - hc.clamp(min=0).sqrt()
-    t = torch.where(body, t_body, torch.where(hc > 0, t_cap, torch.full_like(t_cap, float("inf"))))
-    t = torch.where(t > 0, t, torch.full_like(t, float("inf")))
-    return t.amin(-1)
 
 
 def render_depth(K: torch.Tensor, size: tuple[int, int], caps: Capsules,
@@ -131,7 +71,7 @@ def render_depth(K: torch.Tensor, size: tuple[int, int], caps: Capsules,
         return z
     rays = d[y0:y1, x0:x1].reshape(-1, 3)
     norm = rays.norm(dim=-1, keepdim=True)
-    hits = torch.cat([_hit_capsules(r / n, caps) for r, n in zip(rays.split(chunk), norm.split(chunk), strict=True)])
+    hits = torch.cat([hit_capsules(r / n, caps) for r, n in zip(rays.split(chunk), norm.split(chunk), strict=True)])
     z_caps = (hits / norm[:, 0]).view(y1 - y0, x1 - x0)  # distance along the unit ray -> z
     z[y0:y1, x0:x1] = torch.minimum(z[y0:y1, x0:x1], z_caps)
     return z

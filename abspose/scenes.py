@@ -19,7 +19,8 @@ import torch
 from . import skeleton as sk
 from .camera import CameraModel
 from .noise2d import NoiseModel
-from .render import SensorModel, body_capsules, render_depth, sense
+from .render import SensorModel, render_depth, sense
+from .surface import body_capsules
 from .synth import Batch, CameraRange, ground_to_camera, retarget, rot_y
 from .train import sample_batch
 

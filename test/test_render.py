@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from abspose import skeleton as sk
-from abspose.render import Capsules, SensorModel, body_capsules, render_depth, sense
+from abspose.render import SensorModel, render_depth, sense
+from abspose.surface import Capsules, body_capsules
 
 K = torch.tensor([[500.0, 0, 160], [0, 500.0, 120], [0, 0, 1]])
 SIZE = (320, 240)

@@ -1,0 +1,75 @@
+"""The capsule body surface: readout offsets depend on the view and match what the depth readout sees."""
+
+import math
+
+import torch
+
+from abspose import skeleton as sk
+from abspose.depth import read_depth
+from abspose.fuse import FuseConfig, fuse
+from abspose.render import render_depth
+from abspose.surface import body_capsules, readout_offsets
+from abspose.synth import rot_y
+
+F = 500.0
+K = torch.tensor([[F, 0, 320], [0, F, 240], [0, 0, 1]])
+SIZE = (640, 480)
+TORSO = [sk.JOINT_INDEX[n] for n in ("pelvis", "left_hip", "right_hip", "neck", "left_shoulder", "head")]
+
+# a person standing upright, arms down, toes towards the camera (camera frame: y down, z forward)
+_BODY = {
+    "pelvis": (0, 0, 0), "left_hip": (0.095, 0, 0), "right_hip": (-0.095, 0, 0),
+    "left_knee": (0.1, 0.43, 0), "right_knee": (-0.1, 0.43, 0), "left_ankle": (0.1, 0.85, 0),
+    "right_ankle": (-0.1, 0.85, 0), "left_foot": (0.1, 0.9, -0.15), "right_foot": (-0.1, 0.9, -0.15),
+    "spine": (0, -0.27, 0), "neck": (0, -0.5, 0), "head": (0, -0.68, 0), "left_shoulder": (0.18, -0.5, 0),
+    "right_shoulder": (-0.18, -0.5, 0), "left_elbow": (0.22, -0.2, 0), "right_elbow": (-0.22, -0.2, 0),
+    "left_wrist": (0.24, 0.05, 0), "right_wrist": (-0.24, 0.05, 0),
+}  # fmt: skip
+
+
+def _person(turn_deg: float, z: float = 3.0) -> torch.Tensor:
+    body = torch.tensor([_BODY[n] for n in sk.JOINT_NAMES], dtype=torch.float32)
+    turned = body @ rot_y(torch.tensor([math.radians(turn_deg)]))[0].T
+    return (turned + torch.tensor([0.0, 0.2, z]))[None]
+
+
+def _rendered_readout(joints: torch.Tensor):
+    z = render_depth(K, SIZE, body_capsules(joints))
+    depth = torch.where(torch.isfinite(z), z, torch.full_like(z, float("nan")))
+    px = joints[..., :2] / joints[..., 2:] * F + K[:2, 2]
+    return px, read_depth(depth, px, torch.ones(joints.shape[:2], dtype=torch.bool), focal=F)
+
+
+def test_the_pelvis_lies_farther_behind_the_surface_seen_from_the_side():
+    patch = torch.tensor([0.01])
+    front, side = readout_offsets(_person(0), patch), readout_offsets(_person(90), patch)
+    pelvis = sk.PELVIS
+    assert 0.07 < front[0, pelvis] < 0.12  # the belly: about the torso's half depth
+    assert side[0, pelvis] > front[0, pelvis] + 0.05  # the near hip's skin, half a hip width nearer
+    assert torch.isfinite(front[0, TORSO]).all()
+    far = _person(0, z=-3.0)  # behind the camera: nothing to see
+    assert torch.isnan(readout_offsets(far, patch)).all()
+
+
+def test_offsets_predict_what_the_depth_readout_sees_on_the_rendered_body():
+    for turn in (0, 40, 90, 150):
+        joints = _person(turn)
+        _, r = _rendered_readout(joints)
+        seen = joints[..., 2] - r.surface  # how far behind the readout each joint really is
+        predicted = readout_offsets(joints, r.patch, quantile=r.quantile)
+        err = (seen - predicted)[0, TORSO].abs()
+        assert err.max() < 0.015, (turn, err)
+        if turn == 90:  # a constant radius is 5+ cm off here
+            assert (seen[0, sk.PELVIS] - sk.BODY_RADIUS[sk.PELVIS]) > 0.05
+
+
+def test_fusion_with_the_surface_model_recovers_the_scale_of_a_person_seen_from_the_side():
+    truth = _person(90)
+    px, r = _rendered_readout(truth)
+    lifted = truth * 1.06  # the monocular lifter: 6 % too far along the rays
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.08)
+    model = fuse(lifted, sigma, px, K, r, FuseConfig(refine=0.0, surface_model=True))
+    radius = fuse(lifted, sigma, px, K, r, FuseConfig(refine=0.0, surface_model=False))
+    assert abs(model.scale.item() * 1.06 - 1) < 0.01
+    assert radius.scale.item() * 1.06 < 0.985  # constant radii put this person too near
+    assert (model.root - truth[:, sk.PELVIS]).norm() < 0.03
