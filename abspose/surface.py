@@ -109,8 +109,8 @@ def read_body(joints: torch.Tensor, centres: torch.Tensor, patch: torch.Tensor, 
     rays = torch.cat([ray_xy, torch.ones_like(ray_xy[..., :1])], -1)
     norm = rays.norm(dim=-1, keepdim=True)
     t = hit_capsules((rays / norm).reshape(n, -1, 3), body_capsules(joints, per_person=True))
-    hit_z = (t.view(n, k, -1) / norm[..., 0]).nan_to_num(float("inf"), float("inf"))
-    hit_z = torch.where(torch.isfinite(hit_z), hit_z, torch.full_like(hit_z, float("nan")))
+    hit_z = t.view(n, k, -1) / norm[..., 0]
+    hit_z = torch.where(torch.isfinite(hit_z), hit_z, torch.full_like(hit_z, float("nan")))  # misses: NaN
     seen = torch.nanquantile(hit_z, quantile, dim=-1)
     enough = torch.isfinite(hit_z).float().mean(-1) >= min_hits
     return torch.where(enough & torch.isfinite(centres).all(-1), seen, torch.full_like(seen, float("nan")))
