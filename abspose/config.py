@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "depth.noise_k": 1.5e-3,  # sensor noise sigma = k z^2 (1/m)
     "depth.features": True,  # depth readouts as lifter inputs (else fusion only)
     "depth.surface_model": False,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
+    "depth.refine_relative": False,  # torso refinement weighs readouts against the joint's relative error only
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,
@@ -144,7 +145,8 @@ def settings(params: dict[str, Any]) -> Settings:
     pipeline = PipelineConfig(device=p["device"] or None, half=p["fp16"], compile=p["compile"],
                               min_confidence=p["min_keypoint_confidence"], use_depth=p["use_depth"],
                               depth_features=p["depth.features"], detector=detector, depth=depth,
-                              fuse=FuseConfig(surface_model=p["depth.surface_model"]))  # fmt: skip
+                              fuse=FuseConfig(surface_model=p["depth.surface_model"],
+                                             refine_relative=p["depth.refine_relative"]))  # fmt: skip
     euro = OneEuroConfig(p["smoothing.min_cutoff"], p["smoothing.beta"], p["smoothing.d_cutoff"])
     tracking = TrackConfig(
         max_distance=p["tracking.max_distance"],

@@ -34,6 +34,8 @@ DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5
                       ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
 NODE_ROW = "accepted readouts as depth features + fusion (the node)"
 SURFACE_ROW = "the node with depth.surface_model (offsets from the lifted body)"
+RELATIVE_ROW = "the node with depth.refine_relative (torso refinement against relative errors only)"
+SURFACE_RELATIVE_ROW = "the node with depth.surface_model and depth.refine_relative"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
 
 
@@ -142,8 +144,9 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
 def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                       cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
     """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
-    the node's gated depth features + fusion, the node without its torso refinement, and the node with
-    offsets from the lifted body's surface model (with and without the refinement)."""
+    the node's gated depth features + fusion, the node without its torso refinement, and the node's options:
+    the relative refinement gain, offsets from the lifted body's surface model (with the relative gain, and
+    without the refinement)."""
     cfg = cfg or FuseConfig()
     conf = inputs.usable.float()
     ideal = inputs.keypoints.nan_to_num()
@@ -158,7 +161,10 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
     fusion = lift_with_depth(model, ideal, conf, K, inputs.readout, features=False, cfg=cfg)
     node = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=cfg)
     unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine=0.0))
+    relative = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine_relative=True))
     surface = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, surface_model=True))
+    surface_relative = lift_with_depth(model, ideal, conf, K, inputs.readout,
+                                       cfg=replace(cfg, surface_model=True, refine_relative=True))  # fmt: skip
     surface_unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout,
                                         cfg=replace(cfg, surface_model=True, refine=0.0))  # fmt: skip
     return {
@@ -169,6 +175,8 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
         "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root),
         NODE_ROW: Prediction(node.joints, node.root),
         "the node without its per-joint torso refinement": Prediction(unrefined.joints, unrefined.root),
+        RELATIVE_ROW: Prediction(relative.joints, relative.root),
         SURFACE_ROW: Prediction(surface.joints, surface.root),
+        SURFACE_RELATIVE_ROW: Prediction(surface_relative.joints, surface_relative.root),
         f"{SURFACE_ROW}, without the torso refinement": Prediction(surface_unrefined.joints, surface_unrefined.root),
     }  # fmt: skip

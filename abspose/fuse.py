@@ -10,20 +10,23 @@ people and joints, no Python loop:
   and the joint's own estimate s_j = z_d / z_lifted, with σ(s_j) from the readout's σ and the lifter's
   root-relative uncertainty of that joint. The offset is ``skeleton.BODY_RADIUS``, or with
   ``surface_model`` predicted from the lifted pose itself (:func:`abspose.surface.readout_offsets`: the
-  same patch cast at the lifted body's capsules), since it depends on the view — the pelvis lies 9 cm
-  behind the belly seen from the front, 16 cm behind the near hip seen from the side;
+  same patch cast at the lifted body's capsules, along the keypoint's ray where the readout looked), since
+  it depends on the view — the pelvis lies 9 cm behind the belly seen from the front, 16 cm behind the
+  near hip seen from the side;
 - consensus: s_med = median of the s_j; joints with |s_j − s_med| > ``inlier`` σ(s_j) are outliers
   (occluders, self-occlusion, background in the patch) and the rest give the inverse-variance mean s;
 - gate: if s disagrees with the lifter's own root depth beyond both uncertainties (χ², 1 dof,
   ``gate``), or fewer than ``min_joints`` joints agree, the person stays monocular (all LIFTED);
-- joints = s × lifted. Source FUSED for joints whose readout was used, LIFTED for the others (moved
+- joints = s × lifted; torso joints then move along their rays towards their own readouts (gain from the
+  variances; ``refine_relative``: against the joint's relative error only, since s already used the
+  readout). Source FUSED for joints whose readout was used, LIFTED for the others (moved
   along), DEPTH for a joint only depth could place (its ray at z_d), INVALID where neither could.
   Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²).
 - :func:`lift_with_depth` (what the node runs): lift monocular, fuse, then lift again with the readouts
   that passed as the lifter's depth features (depthpose) and fuse that. Ungated features would let an
   occluder's depth pull the whole person forward; gated, they improve MRPE and MPJPE (docs/depth.md).
 
-Per-joint positions are *not* pulled to their own readouts: patches on thin limbs mix surfaces, and on the
+Limb joints are *not* pulled to their own readouts: patches on thin limbs mix surfaces, and on the
 rendered-depth evaluation (docs/depth.md) per-joint fusion made MPJPE 30 mm worse than the lifter's shape.
 Frames: camera optical frame, metres; keypoints are ideal pixels of the colour camera.
 """
@@ -53,9 +56,13 @@ class FuseConfig:
     lifter_scale_sigma: float = 0.05  # floor of the lifter's own σ(s): body size is unknown to it (±4 % sd)
     refine: float = 1.0  # 0: accepted joints keep the person's scale; 1: full per-joint update along the ray
     # joint-behind-readout offsets from the lifted body (surface.py) instead of the constant BODY_RADIUS: far
-    # better on the rendered evaluation, but puts the real TU/e pelvis 10.2-11.6 cm behind the surface
+    # better on the rendered evaluation, but puts the real TU/e pelvis 9.7-11.9 cm behind the surface
     # (the requirement is <= 10 cm), so off by default (docs/depth.md)
     surface_model: bool = False
+    # weigh each refined joint's readout against its relative error only (the person's scale already used
+    # that readout): better on the rendered evaluation at every distance, but the TU/e pelvis then lies
+    # 8.9-10.8 cm behind the surface (default 8.2-9.5), so off by default too (docs/depth.md)
+    refine_relative: bool = False
     refine_joints: tuple[str, ...] = ("pelvis", "left_hip", "right_hip", "neck", "left_shoulder", "right_shoulder",
                                       "head")  # fmt: skip  # big surfaces; limb patches mix surfaces
 
@@ -90,7 +97,7 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
         return Fused(lifted, torch.where(ok_l, eps, nan), source, lifted[:, sk.PELVIS], ones)
     K = K.to(dev, dt).expand(n, 3, 3)
     xy = (keypoints.to(dev, dt) - K[:, None, :2, 2]) / torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
-    z_d = readout.surface.to(dev, dt) + surface_offsets(lifted, readout, cfg)
+    z_d = readout.surface.to(dev, dt) + surface_offsets(lifted, readout, cfg, xy)
     ok_d = readout.valid.to(dev) & torch.isfinite(z_d) & torch.isfinite(xy).all(-1)
     both = ok_d & ok_l & (lifted[..., 2] > 0)
     z_l = torch.where(both, lifted[..., 2], torch.ones_like(z_d))
@@ -112,10 +119,13 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     var_j = rel**2 + (z_all * scale[:, None] * sig_s[:, None]) ** 2
     var_d = readout.sigma.to(dev, dt).nan_to_num(1.0) ** 2
     which = torch.tensor([name in cfg.refine_joints for name in sk.JOINT_NAMES], device=dev)
-    gain = torch.where(fused & which, var_j / (var_j + var_d), torch.zeros_like(var_j)) * cfg.refine
+    # the person's scale came from these same readouts: with refine_relative only the joint's own relative
+    # error is weighed against its readout (else the readout's information is counted twice)
+    var_g = rel**2 if cfg.refine_relative else var_j
+    gain = torch.where(fused & which, var_g / (var_g + var_d), torch.zeros_like(var_j)) * cfg.refine
     own = torch.where(fused, s_j / scale[:, None], ones[:, None])
     joints = lifted * (scale[:, None] * (1 + gain * (own - 1)))[..., None]
-    unc = torch.where(use[:, None], torch.sqrt(var_j * torch.where(fused, 1 - gain, ones[:, None])), eps)
+    unc = torch.where(use[:, None], torch.sqrt(var_j - var_g * gain), eps)
     depth_only = ok_d & ~ok_l
     joints = torch.where(depth_only[..., None], torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z_d[..., None],
                          joints)  # fmt: skip
@@ -125,12 +135,15 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     return Fused(joints, unc, source, joints[:, sk.PELVIS], scale)
 
 
-def surface_offsets(lifted: torch.Tensor, readout: Readout, cfg: FuseConfig) -> torch.Tensor:
-    """How far behind its readout each joint lies [N, J] (m): from the lifted body where possible."""
+def surface_offsets(lifted: torch.Tensor, readout: Readout, cfg: FuseConfig,
+                    centres: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """How far behind its readout each joint lies [N, J] (m): from the lifted body where possible, cast along
+    the rays where the readouts looked (``centres`` [N, J, 2], normalized keypoints)."""
     radius = torch.tensor(sk.BODY_RADIUS, device=lifted.device, dtype=lifted.dtype).expand(lifted.shape[:2])
     if not cfg.surface_model or readout.patch is None:
         return radius
-    off = readout_offsets(lifted, readout.patch.to(lifted.device, lifted.dtype), quantile=readout.quantile)
+    patch = readout.patch.to(lifted.device, lifted.dtype)
+    off = readout_offsets(lifted, patch, quantile=readout.quantile, centres=centres)
     return torch.where(torch.isfinite(off), off.clamp(0.0, 0.5), radius)
 
 

@@ -88,7 +88,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     from .evaluate import (
         DEPTH_BANDS,
         NODE_ROW,
-        SURFACE_ROW,
+        SURFACE_RELATIVE_ROW,
         Prediction,
         depth_inputs,
         depth_predictions,
@@ -110,7 +110,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(1e3, 1e3))
     clean = depth_predictions(model, scenes.targets, depth_inputs(scenes, args.seed + 1, perfect))
     preds[f"{NODE_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[NODE_ROW]
-    preds[f"{SURFACE_ROW}, perfect depth sensor (diagnostic)"] = clean[SURFACE_ROW]
+    preds[f"{SURFACE_RELATIVE_ROW}, perfect depth sensor (diagnostic)"] = clean[SURFACE_RELATIVE_ROW]
     # diagnostic: the node's root ray at the true depth — the X/Y error that comes from the 2D keypoints alone
     node, true_z = preds[NODE_ROW], scenes.targets.joints[:, sk.PELVIS, 2:3]
     root = node.root / node.root[:, 2:3] * true_z

@@ -116,10 +116,14 @@ def read_body(joints: torch.Tensor, centres: torch.Tensor, patch: torch.Tensor, 
     return torch.where(enough & torch.isfinite(centres).all(-1), seen, torch.full_like(seen, float("nan")))
 
 
-def readout_offsets(joints: torch.Tensor, patch: torch.Tensor, grid: int = 5, quantile: float = 0.3) -> torch.Tensor:
+def readout_offsets(joints: torch.Tensor, patch: torch.Tensor, grid: int = 5, quantile: float = 0.3,
+                    centres: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """How far behind its depth readout each joint lies, [N, J] metres (NaN where the patch misses the body):
-    joint depth minus :func:`read_body` at the joint's own projection. joints [N, J, 3], patch [N] as there."""
+    joint depth minus :func:`read_body`. joints [N, J, 3], patch [N] as there. ``centres`` [N, J, 2]: where
+    the readouts looked (normalized keypoints, x/z, y/z); default the joints' own projections. With a real
+    detector the two differ by the keypoint's error, and the readout saw the surface at the keypoint."""
     z = joints[..., 2]
-    ok = torch.isfinite(joints).all(-1) & (z > 0)
-    centres = torch.where(ok[..., None], joints[..., :2] / z[..., None].clamp(min=1e-6), torch.nan)
+    if centres is None:
+        ok = torch.isfinite(joints).all(-1) & (z > 0)
+        centres = torch.where(ok[..., None], joints[..., :2] / z[..., None].clamp(min=1e-6), torch.nan)
     return z - read_body(joints, centres, patch, grid, quantile)

@@ -73,3 +73,47 @@ def test_fusion_with_the_surface_model_recovers_the_scale_of_a_person_seen_from_
     assert abs(model.scale.item() * 1.06 - 1) < 0.01
     assert radius.scale.item() * 1.06 < 0.985  # constant radii put this person too near
     assert (model.root - truth[:, sk.PELVIS]).norm() < 0.03
+
+
+def test_offsets_cast_where_the_readout_looked_follow_a_displaced_keypoint():
+    # a detector's keypoint is off its joint: the readout sees the surface at the keypoint, and the offset
+    # must be taken there too (turned 40°, keypoints 3 cm to the side: the arm, not the torso, or the
+    # background at the torso's edge)
+    joints = _person(40)
+    px = joints[..., :2] / joints[..., 2:] * F + K[:2, 2]
+    shifted = px + torch.tensor([0.03 * F / 3.0, 0.0])  # 3 cm at 3 m, in pixels
+    z = render_depth(K, SIZE, body_capsules(joints))
+    depth = torch.where(torch.isfinite(z), z, torch.full_like(z, float("nan")))
+    r = read_depth(depth, shifted, torch.ones(joints.shape[:2], dtype=torch.bool), focal=F)
+    seen = joints[..., 2] - r.surface
+    at_keypoints = readout_offsets(joints, r.patch, quantile=r.quantile, centres=(shifted - K[:2, 2]) / F)
+    at_joints = readout_offsets(joints, r.patch, quantile=r.quantile)
+    assert (seen - at_keypoints).abs().nanmean() < 0.003
+    assert (seen - at_keypoints).abs().max() < 0.015
+    assert (seen - at_joints).abs().max() > 0.05  # the joints' own projections see other surfaces
+
+
+def test_relative_refinement_keeps_the_torso_shape_under_readout_noise():
+    # 400 copies of one person at 6 m whose lifted pose is right but 3 % too far; torso readouts with 4 cm
+    # independent noise. The person's scale comes from all readouts, so pulling each joint to its own
+    # readout by the full scale variance (default gain) adds that noise to the shape; the relative gain
+    # weighs it against the joint's own relative error only.
+    n = 400
+    truth = _person(30, z=6.0).expand(n, -1, -1)
+    px = truth[..., :2] / truth[..., 2:] * F + K[:2, 2]
+    offsets = readout_offsets(truth, torch.full((n,), 0.01))
+    g = torch.Generator().manual_seed(0)
+    noise = 0.04 * torch.randn(n, sk.NUM_JOINTS, generator=g)
+    ok = torch.isfinite(offsets)
+    from abspose.depth import Readout
+
+    r = Readout(torch.where(ok, truth[..., 2] - offsets + noise, torch.nan), torch.full((n, sk.NUM_JOINTS), 0.04),
+                ok, torch.full((n,), 0.01))  # fmt: skip
+    sigma = torch.full((n, sk.NUM_JOINTS), 0.08)
+    errs = {}
+    for relative in (False, True):
+        out = fuse(truth * 1.03, sigma, px, K, r, FuseConfig(surface_model=True, refine_relative=relative))
+        aligned = (out.joints - out.root[:, None]) - (truth - truth[:, sk.PELVIS : sk.PELVIS + 1])
+        errs[relative] = aligned[:, TORSO].norm(dim=-1).mean().item()
+        assert (out.scale * 1.03 - 1).abs().mean() < 0.01  # both find the person's distance
+    assert errs[True] < 0.7 * errs[False], errs
