@@ -37,12 +37,15 @@ SURFACE_ROW = "the node with depth.surface_model (offsets from the lifted body)"
 RELATIVE_ROW = "the node with depth.refine_relative (torso refinement against relative errors only)"
 SURFACE_RELATIVE_ROW = "the node with depth.surface_model and depth.refine_relative"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
+# the reported per-joint uncertainty (expected 3D error) against the actual absolute error (A-MPJPE's)
+UNCERTAINTY_COLUMNS = ("mean σ", "error ≤ 2σ (%)")
 
 
 @dataclass
 class Prediction:
     joints: torch.Tensor  # [B, 18, 3] m
     root: torch.Tensor  # [B, 3] m
+    uncertainty: torch.Tensor | None = None  # [B, 18] m, the expected 3D error of each joint
 
 
 Predictor = Callable[[Batch], Prediction]
@@ -84,6 +87,11 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS) -> dict[str, dic
         "MRPE Y": (pred.root[:, 1] - gt_root[:, 1]).abs(), "MRPE Z": (pred.root[:, 2] - gt_root[:, 2]).abs(),
         "A-MPJPE": a_mpjpe(pred.joints, batch.joints), "3DPCK@150 (%)": pck_abs(pred.joints, batch.joints) / 10,
     }  # fmt: skip
+    if pred.uncertainty is not None:
+        err, sigma = (pred.joints - batch.joints).norm(dim=-1), pred.uncertainty
+        ok = torch.isfinite(err) & torch.isfinite(sigma)
+        per["mean σ"] = torch.where(ok, sigma, torch.nan).nanmean(1)
+        per["error ≤ 2σ (%)"] = torch.where(ok, (err <= 2 * sigma).float(), torch.nan).nanmean(1) / 10
     dist = gt_root.norm(dim=-1)
     out: dict[str, dict[str, float]] = {}
     for band, lo, hi in bands:
@@ -92,15 +100,17 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS) -> dict[str, dic
     return out
 
 
-def markdown(results: dict[str, dict[str, dict[str, float]]], bands: Bands = BANDS) -> str:
-    """One table per distance band, a row per model."""
+def markdown(results: dict[str, dict[str, dict[str, float]]], bands: Bands = BANDS,
+             columns: tuple[str, ...] = COLUMNS) -> str:  # fmt: skip
+    """One table per distance band, a row per model ("–" where a model has no such number)."""
     lines: list[str] = []
     for band, _, _ in bands:
         n = next(iter(results.values()))[band]["n"]
         lines += [f"**{band}** ({n} samples; mm, PCK in %)", "",
-                  "| model | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]  # fmt: skip
+                  "| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip
         for name, res in results.items():
-            lines.append(f"| {name} | " + " | ".join(f"{res[band][c]:.1f}" for c in COLUMNS) + " |")
+            cells = (f"{res[band][c]:.1f}" if c in res[band] else "–" for c in columns)
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -167,16 +177,20 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                                        cfg=replace(cfg, surface_model=True, refine_relative=True))  # fmt: skip
     surface_unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout,
                                         cfg=replace(cfg, surface_model=True, refine=0.0))  # fmt: skip
+
+    def row(x) -> Prediction:  # a Lifted or Fused result
+        return Prediction(x.joints, x.root, x.uncertainty)
+
     return {
-        "monocular lifter": Prediction(mono.joints, mono.root),
+        "monocular lifter": row(mono),
         "one depth pixel at the pelvis keypoint (anchors), else monocular": Prediction(
             mono.joints - mono.root[:, None] + pixel_root[:, None], pixel_root),
-        "robust readout + fusion, no depth features": Prediction(fusion.joints, fusion.root),
-        "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root),
-        NODE_ROW: Prediction(node.joints, node.root),
-        "the node without its per-joint torso refinement": Prediction(unrefined.joints, unrefined.root),
-        RELATIVE_ROW: Prediction(relative.joints, relative.root),
-        SURFACE_ROW: Prediction(surface.joints, surface.root),
-        SURFACE_RELATIVE_ROW: Prediction(surface_relative.joints, surface_relative.root),
-        f"{SURFACE_ROW}, without the torso refinement": Prediction(surface_unrefined.joints, surface_unrefined.root),
+        "robust readout + fusion, no depth features": row(fusion),
+        "all readouts as depth features + fusion": row(ungated),
+        NODE_ROW: row(node),
+        "the node without its per-joint torso refinement": row(unrefined),
+        RELATIVE_ROW: row(relative),
+        SURFACE_ROW: row(surface),
+        SURFACE_RELATIVE_ROW: row(surface_relative),
+        f"{SURFACE_ROW}, without the torso refinement": row(surface_unrefined),
     }  # fmt: skip

@@ -86,9 +86,11 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 def _eval_depth(args: argparse.Namespace, val) -> str:
     from . import skeleton as sk
     from .evaluate import (
+        COLUMNS,
         DEPTH_BANDS,
         NODE_ROW,
         SURFACE_RELATIVE_ROW,
+        UNCERTAINTY_COLUMNS,
         Prediction,
         depth_inputs,
         depth_predictions,
@@ -116,7 +118,8 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     root = node.root / node.root[:, 2:3] * true_z
     preds["the node's root ray at the true depth (diagnostic: X/Y alone)"] = Prediction(
         node.joints - node.root[:, None] + root[:, None], root)  # fmt: skip
-    return markdown({k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}, DEPTH_BANDS)
+    results = {k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}
+    return markdown(results, DEPTH_BANDS, COLUMNS + UNCERTAINTY_COLUMNS)
 
 
 @command("eval-lifter", "score the lifter on held-out mocap through random cameras (markdown table)", _eval_args)

@@ -32,3 +32,13 @@ def test_depth_beats_monocular_near_and_never_hurts_far(rows):
 def test_one_raw_pixel_is_worse_than_the_robust_readout(rows):
     pixel = rows["one depth pixel at the pelvis keypoint (anchors), else monocular"]
     assert pixel["< 5 m"]["MRPE"] > 1.5 * rows[NODE_ROW]["< 5 m"]["MRPE"]
+
+
+def test_the_reported_uncertainty_matches_the_actual_error(rows):
+    # planners read each joint's uncertainty as its expected 3D error: on the renders the mean σ must be
+    # of the size of the actual absolute error (A-MPJPE), and most errors within 2σ
+    for name in ("monocular lifter", NODE_ROW):
+        near = rows[name]["< 5 m"]
+        assert 0.6 < near["A-MPJPE"] / near["mean σ"] < 1.4, (name, near)
+        assert near["error ≤ 2σ (%)"] > 70, (name, near)
+    assert "mean σ" not in rows["one depth pixel at the pelvis keypoint (anchors), else monocular"]["< 5 m"]
