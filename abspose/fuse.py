@@ -21,7 +21,8 @@ people and joints, no Python loop:
   variances; ``refine_relative``: against the joint's relative error only, since s already used the
   readout). Source FUSED for joints whose readout was used, LIFTED for the others (moved
   along), DEPTH for a joint only depth could place (its ray at z_d), INVALID where neither could.
-  Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²).
+  Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²), for a refined joint less what its readout
+  explained plus its share of the readout's model error (``offset_sigma``).
 - :func:`lift_with_depth` (what the node runs): lift monocular, fuse, then lift again with the readouts
   that passed as the lifter's depth features (depthpose) and fuse that. Ungated features would let an
   occluder's depth pull the whole person forward; gated, they improve MRPE and MPJPE (docs/depth.md).

@@ -5,7 +5,7 @@ import math
 import torch
 
 from abspose import skeleton as sk
-from abspose.depth import read_depth
+from abspose.depth import Readout, read_depth
 from abspose.fuse import FuseConfig, fuse
 from abspose.render import render_depth
 from abspose.surface import body_capsules, readout_offsets
@@ -94,7 +94,7 @@ def test_offsets_cast_where_the_readout_looked_follow_a_displaced_keypoint():
 
 
 def test_relative_refinement_keeps_the_torso_shape_under_readout_noise():
-    # 400 copies of one person at 6 m whose lifted pose is right but 3 % too far; torso readouts with 4 cm
+    # 400 copies of one person at 6 m whose lifted pose is right but 3 % too far; readouts with 4 cm
     # independent noise. The person's scale comes from all readouts, so pulling each joint to its own
     # readout by the full scale variance (default gain) adds that noise to the shape; the relative gain
     # weighs it against the joint's own relative error only.
@@ -105,8 +105,6 @@ def test_relative_refinement_keeps_the_torso_shape_under_readout_noise():
     g = torch.Generator().manual_seed(0)
     noise = 0.04 * torch.randn(n, sk.NUM_JOINTS, generator=g)
     ok = torch.isfinite(offsets)
-    from abspose.depth import Readout
-
     r = Readout(torch.where(ok, truth[..., 2] - offsets + noise, torch.nan), torch.full((n, sk.NUM_JOINTS), 0.04),
                 ok, torch.full((n,), 0.01))  # fmt: skip
     sigma = torch.full((n, sk.NUM_JOINTS), 0.08)
