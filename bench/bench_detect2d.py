@@ -149,7 +149,7 @@ def main() -> int:
         rois = base.expand(n, -1) + jitter
 
         def ours_fn(r: torch.Tensor = rois) -> None:
-            ours.landmarks(rgb, r)
+            ours.landmarks(rgb, r, img)  # the uint8 frame too, as the node's frames pass it
             sync()
 
         peer = mediapipe_engine_per_person(img, rois.cpu().numpy())

@@ -267,3 +267,8 @@ def test_opencv_and_torch_crops_give_the_same_people(frame, blazepose):
     bad = torch.tensor([[float("nan"), 10, 100, 0], [10, 10, 0, 0], [1e30, 0, 100, 0], [100, 100, 50, float("inf")]])
     assert crop_rois_opencv(frame, bad, 256, "replicate").abs().max() == 0
     assert (opencv.landmarks(to_rgb_tensor(frame), bad)["flag"] < 0.5).all()
+    # the caller's uint8 frame, passed along (as __call__ does), crops exactly as the converted tensor does
+    rgb = to_rgb_tensor(frame)
+    rois, _ = opencv.detect_people(rgb, frame)
+    torch.testing.assert_close(rois, opencv.detect_people(rgb)[0], atol=0, rtol=0)
+    torch.testing.assert_close(opencv.landmarks(rgb, rois, frame), opencv.landmarks(rgb, rois), atol=0, rtol=0)
