@@ -23,12 +23,17 @@ def test_train_lifter_writes_a_checkpoint(tmp_path):
 def test_eval_lifter_prints_the_table(tmp_path):
     data_path("mocap")
     md = tmp_path / "table.md"
-    r = _abspose("eval-lifter", "--data", str(DATA), "--samples", "600", "--output", str(md))
+    r = _abspose("eval-lifter", "--data", str(DATA), "--samples", "2000", "--diagnostics", "--output", str(md))
     assert r.returncode == 0, r.stderr
     assert "| lifter (shipped) |" in r.stdout and "closed-form" in r.stdout
     for band in ("**all**", "**< 3 m**", "**3–6 m**", "**> 6 m**"):
         assert band in r.stdout
     assert md.read_text().strip() == r.stdout.strip()
+    # diagnostics: the same samples with fewer 2D errors are lifted better, and no outliers lies in between
+    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1]) for line in r.stdout.splitlines()[4:8]}
+    mixture, clean = rows["lifter (shipped)"], rows["lifter (shipped), clean 2D (diagnostic)"]
+    gauss = rows["lifter (shipped), Gaussian 2D errors only, no outliers (diagnostic)"]
+    assert clean + 5 < gauss < mixture, rows
 
 
 def test_errors_name_the_file(tmp_path):
