@@ -277,7 +277,7 @@ class BlazePose:
         landmark = _frozen(torch.compile(self.landmark, dynamic=None))
         try:
             with torch.inference_mode():
-                detector(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device, dtype=self.dtype))
+                detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
                 for n in (1, 2):
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
         except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
@@ -286,7 +286,8 @@ class BlazePose:
         self.detector, self.landmark, self.compiled = detector, landmark, True
 
     def _static_hw(self, crops: torch.Tensor) -> torch.Tensor:
-        """Crops in the models' dtype and memory order; when compiled, only the batch size may vary (the
+        """Model input in the models' dtype and memory order (channels-last, as the warm-up compiled them: any
+        other layout would recompile at the first frame); when compiled, only the batch size may vary (the
         detector shares the graph code, so automatic dynamic shapes would otherwise make H and W symbolic)."""
         crops = crops.to(self.dtype).contiguous(memory_format=torch.channels_last)
         for dim in (1, 2, 3):  # a flag on the tensor: free when the models run eagerly
@@ -315,7 +316,7 @@ class BlazePose:
         side = float(max(h, w))
         letterbox = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device)
         x = self._crop(image, letterbox, DETECTOR_SIZE, "zeros", rgb8)
-        raw_boxes, raw_scores = self.detector((x / 127.5 - 1.0).to(self.dtype))
+        raw_boxes, raw_scores = self.detector(self._static_hw(x / 127.5 - 1.0))
         raw_boxes, raw_scores = raw_boxes[0].float(), raw_scores[0, :, 0].float()
         scores = torch.sigmoid(raw_scores.clamp(-100, 100))
         keep = scores >= self.options.min_detection_score

@@ -223,12 +223,15 @@ def test_exact_crops_are_opencv_warps(frame, border):
 
 def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose):
     """torch.compile: a static graph for the first batch size, one with a symbolic batch after (H, W static)."""
+    from torch._dynamo.utils import counters
+
     from abspose.detect2d import BlazePose
     from abspose.image import to_rgb_tensor
 
     eager = blazepose()
     compiled = BlazePose("cpu", compile=True)
     assert compiled.compiled and compiled.compile_error is None
+    graphs = counters["stats"]["unique_graphs"]
     rgb = to_rgb_tensor(frame)
     rois, _ = eager.detect_people(rgb)
     torch.testing.assert_close(compiled.detect_people(rgb)[0], rois, atol=0.05, rtol=0)
@@ -236,6 +239,8 @@ def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose)
         batch = rois[:1].expand(n, -1) + torch.linspace(-10, 10, n)[:, None] * torch.tensor([1.0, 0.5, 1.0, 0.01])
         ref, out = eager.landmarks(rgb, batch), compiled.landmarks(rgb, batch)
         assert (out["points"] - ref["points"]).abs().max() < 0.05, n
+    compiled(frame)
+    assert counters["stats"]["unique_graphs"] == graphs, "a real frame recompiled a model compiled at start-up"
 
 
 def test_a_failing_compilation_falls_back_to_eager_models(frame, blazepose, monkeypatch):
