@@ -267,14 +267,16 @@ class BlazePose:
     def _compile(self) -> None:
         """Compile both models on dummy inputs: the detector's one shape, the landmark model for one crop and
         for a symbolic batch (dynamic=True would make H and W symbolic too, which inductor cannot lower for
-        channels-last convolutions), so no frame waits for a compilation. Inductor freezes the weights into
-        the graphs (prepacked oneDNN convolutions) and writes a C++ wrapper: on a 2-core CPU the landmark
-        model runs ~1.3x faster than plain torch.compile at one crop."""
+        channels-last convolutions), so no frame waits for a compilation. On a CPU inductor freezes the
+        weights into the graphs (prepacked oneDNN convolutions) and writes a C++ wrapper: on a 2-core CPU the
+        landmark model runs ~1.3x faster than plain torch.compile at one crop."""
         # every instance adds three graphs to dynamo's cache of the one TFLiteGraph.forward; past its limit
         # (8) a further instance (another camera, a benchmark's second pipeline) would silently run eagerly
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        detector = _frozen(torch.compile(self.detector, dynamic=False))
-        landmark = _frozen(torch.compile(self.landmark, dynamic=None))
+        detector = torch.compile(self.detector, dynamic=False)
+        landmark = torch.compile(self.landmark, dynamic=None)
+        if self.device.type == "cpu":  # measured on CPUs only; other devices keep inductor's defaults
+            detector, landmark = _frozen(detector), _frozen(landmark)
         try:
             with torch.inference_mode():
                 detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
