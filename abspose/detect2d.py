@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from . import skeleton
 from .blazepose_weights import load_graph
-from .image import to_rgb_tensor
+from .image import tensor_to_rgb8, to_rgb_tensor
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -147,11 +147,6 @@ def crop_rois_opencv(image: np.ndarray, rois: torch.Tensor, size: int, border: s
         matrix = cv2.getPerspectiveTransform(src, dst)
         cv2.warpPerspective(image, matrix, (size, size), dst=crop, flags=cv2.INTER_LINEAR, borderMode=flag)
     return torch.from_numpy(out).permute(0, 3, 1, 2).float()
-
-
-def _to_rgb8(image: torch.Tensor) -> np.ndarray:
-    """[3,H,W] 0..255 float tensor on the CPU -> HxWx3 uint8 array (OpenCV's input)."""
-    return image.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).contiguous().numpy()
 
 
 def _rois_from_points(p0: torch.Tensor, p1: torch.Tensor, scale: float) -> torch.Tensor:
@@ -302,7 +297,7 @@ class BlazePose:
         """Crops [N,3,size,size] 0..255 of image [3,H,W] 0..255 by OpenCV (from ``rgb8``, the same frame as
         HxWx3 uint8, when given) or the batched torch warp."""
         if self.opencv_crops:
-            return crop_rois_opencv(_to_rgb8(image) if rgb8 is None else rgb8, rois, size, border)
+            return crop_rois_opencv(tensor_to_rgb8(image) if rgb8 is None else rgb8, rois, size, border)
         return crop_rois(image, rois, size, border, self.options.exact_crops)
 
     def reset(self) -> None:
@@ -368,7 +363,7 @@ class BlazePose:
         rgb8 = None
         if self.opencv_crops:  # one uint8 copy per frame for the detector's and the landmark model's crops
             own = isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] == (3,)
-            rgb8 = np.ascontiguousarray(image) if own and (encoding or "rgb8") == "rgb8" else _to_rgb8(rgb)
+            rgb8 = np.ascontiguousarray(image) if own and (encoding or "rgb8") == "rgb8" else tensor_to_rgb8(rgb)
         opts = self.options
         run_detector = not opts.tracking or self._prev_rois is None or len(self._prev_rois) == 0
         run_detector = run_detector or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)

@@ -70,6 +70,11 @@ def to_rgb_tensor(
     return t.permute(2, 0, 1)
 
 
+def tensor_to_rgb8(rgb: torch.Tensor) -> np.ndarray:
+    """[3,H,W] 0..255 tensor (as :func:`to_rgb_tensor` gives) -> contiguous RGB uint8 HxWx3 numpy."""
+    return rgb.permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).contiguous().cpu().numpy()
+
+
 def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
     """Any supported image -> RGB uint8 HxWx3 numpy (for overlays)."""
-    return to_rgb_tensor(image, encoding).permute(1, 2, 0).clamp(0, 255).round().byte().numpy()
+    return tensor_to_rgb8(to_rgb_tensor(image, encoding))
