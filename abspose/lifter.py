@@ -14,6 +14,9 @@ Method (PoseLifter, with depthpose's depth features):
   of σ, root-relative joints (metres, camera axes) and per joint the expected absolute error (metres).
 - **Reconstruction** (:meth:`Lifter.forward`): Z = f·Z̃ with f = sqrt(fx·fy); X, Y by back-projecting the
   root pixel at depth Z; joints = root + relative.
+- **Flip averaging** (inference, ``Lifter.flip_average``, on by default): the keypoints mirrored about the
+  principal point's column (left and right swapped) show the mirrored person under the same K; the net
+  lifts both in one batch and the mirrored answer, mirrored back (X → −X), is averaged with the direct one.
 
 Frames and units: camera optical frame (x right, y down, z forward), metres; keypoints in pixels of the
 image the intrinsics K belong to, undistorted (``CameraModel.undistort``).
@@ -127,11 +130,14 @@ class LiftResult:
 
 
 class Lifter(nn.Module):
-    """Residual MLP lifter. ``forward(keypoints [B,17,2] px, mask [B,17], K [B,3,3], depth [B,17] m|None)``."""
+    """Residual MLP lifter. ``forward(keypoints [B,17,2] px, mask [B,17], K [B,3,3], depth [B,17] m|None)``.
 
-    def __init__(self, cfg: LifterConfig | None = None) -> None:
+    ``flip_average``: in eval mode, average with the lifted horizontal mirror (see the module docstring)."""
+
+    def __init__(self, cfg: LifterConfig | None = None, flip_average: bool = True) -> None:
         super().__init__()
         self.cfg = cfg or LifterConfig()
+        self.flip_average = flip_average
         w = self.cfg.width
         self.inp = nn.Sequential(nn.Linear(n_features(self.cfg), w), nn.BatchNorm1d(w), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*[_Block(w, self.cfg.dropout) for _ in range(self.cfg.blocks)])
@@ -142,8 +148,30 @@ class Lifter(nn.Module):
 
     def forward(self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,
                 depth: torch.Tensor | None = None) -> LiftResult:  # fmt: skip
+        if self.flip_average and not self.training:
+            return self._flip_averaged(keypoints, mask, K, depth)
         x, u, sigma = features(keypoints, mask, K, depth, self.cfg)
         return self.decode(self.raw(x), u, sigma, K)
+
+    def _flip_averaged(self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,
+                       depth: torch.Tensor | None) -> LiftResult:  # fmt: skip
+        """Lift the people and their mirror images in one batch; average (mirror images mirrored back)."""
+        b, p_in, p_out = keypoints.shape[0], list(sk.INPUT_FLIP_PERMUTATION), list(sk.FLIP_PERMUTATION)
+        mirrored = torch.stack([2 * K[:, None, 0, 2] - keypoints[..., 0], keypoints[..., 1]], -1)[:, p_in]
+        both = (torch.cat([keypoints, mirrored]), torch.cat([mask, mask[:, p_in]]), torch.cat([K, K]))
+        depth2 = None if depth is None else torch.cat([depth, depth[:, p_in]])
+        x, u, sigma = features(*both, depth2, self.cfg)
+        r = self.decode(self.raw(x), u, sigma, both[2])
+        sx = torch.tensor([-1.0, 1.0, 1.0], device=x.device, dtype=x.dtype)
+        root_px = torch.stack([2 * K[:, 0, 2] - r.root_pixel[b:, 0], r.root_pixel[b:, 1]], -1)
+        return LiftResult(
+            (r.joints[:b] + r.joints[b:, p_out] * sx) / 2,
+            (r.root[:b] + r.root[b:] * sx) / 2,
+            (r.canonical_depth[:b] + r.canonical_depth[b:]) / 2,
+            (r.relative[:b] + r.relative[b:, p_out] * sx) / 2,
+            (r.uncertainty[:b] + r.uncertainty[b:, p_out]) / 2,
+            (r.root_pixel[:b] + root_px) / 2,
+        )
 
     def decode(self, y: torch.Tensor, u: torch.Tensor, sigma: torch.Tensor, K: torch.Tensor) -> LiftResult:
         b = y.shape[0]

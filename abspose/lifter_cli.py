@@ -78,8 +78,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ablation-steps", type=int, default=2000, help="training steps per ablation (default 2000)")
     p.add_argument("--only", default="", help="train only the ablations whose name contains this text")
     p.add_argument("--diagnostics", action="store_true",
-                   help="also score the shipped lifter on the same samples with clean 2D and with Gaussian 2D "
-                        "errors only (what the 2D errors cost)")  # fmt: skip
+                   help="also score the shipped lifter on the same samples without flip averaging, and with clean 2D "
+                        "and with Gaussian 2D errors only (what the 2D errors cost)")  # fmt: skip
     p.add_argument("--output", "-o", default=None, help="also write the markdown table to this file")
     p.add_argument("--depth", action="store_true",
                    help="depth mode: rendered RGB-D scenes through depth readout and fusion, vs monocular")  # fmt: skip
@@ -148,7 +148,10 @@ def _eval(args: argparse.Namespace) -> int:
         "lifter (shipped)": score(lifter_predictor(model)(batch), batch),
         "closed-form translation (Mehta) on the lifter's relative pose": score(baseline_predictor(model)(batch), batch),
     }
-    if args.diagnostics:  # the same poses and cameras (same seed), other 2D errors
+    if args.diagnostics:  # the same samples without flip averaging; the same poses and cameras, other 2D errors
+        model.flip_average = False
+        results["lifter (shipped), no flip averaging (diagnostic)"] = score(lifter_predictor(model)(batch), batch)
+        model.flip_average = True
         mixture = NoiseModel.default()
         gauss = replace(mixture, gamma=mixture.gamma.new_ones(mixture.gamma.shape))
         for name, noise in (("clean 2D", NoiseModel.clean()), ("Gaussian 2D errors only, no outliers", gauss)):

@@ -105,6 +105,8 @@ BODY_RADIUS: tuple[float, ...] = tuple(
 
 # FLIP_PERMUTATION[i] = index of the mirror joint of joint i (for horizontal-flip augmentation).
 FLIP_PERMUTATION: tuple[int, ...] = tuple(JOINT_INDEX[_flip_name(n)] for n in JOINT_NAMES)
+# The same over ``INPUT_JOINTS`` (indices into the lifter's 17 inputs).
+INPUT_FLIP_PERMUTATION: tuple[int, ...] = tuple(INPUT_JOINTS.index(_flip_name(n)) for n in INPUT_JOINTS)
 
 # --- BlazePose ------------------------------------------------------------------------------------
 BLAZEPOSE_LANDMARKS: tuple[str, ...] = (
