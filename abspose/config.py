@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
     "detector.detect_every": 10,
     "min_keypoint_confidence": 0.5,
+    # 3D lifting
+    "lifter.flip_average": True,  # also lift the mirror image and average (1.2 mm MPJPE, ~1 % MRPE better)
     # depth readout
     "depth.scale": 0.0,  # m per unit; 0 = by encoding (16UC1 mm, 32FC1 m)
     "depth.noise_k": 1.5e-3,  # sensor noise sigma = k z^2 (1/m)
@@ -144,6 +146,7 @@ def settings(params: dict[str, Any]) -> Settings:
     depth = DepthConfig(scale=p["depth.scale"] or None, noise_k=p["depth.noise_k"])
     pipeline = PipelineConfig(device=p["device"] or None, half=p["fp16"], compile=p["compile"],
                               min_confidence=p["min_keypoint_confidence"], use_depth=p["use_depth"],
+                              flip_average=p["lifter.flip_average"],
                               depth_features=p["depth.features"], detector=detector, depth=depth,
                               fuse=FuseConfig(surface_model=p["depth.surface_model"],
                                              refine_relative=p["depth.refine_relative"]))  # fmt: skip

@@ -29,6 +29,7 @@ class PipelineConfig:
     use_depth: bool = True  # use a depth image when one is given
     depth_features: bool = True  # feed the readouts fusion accepted to the lifter (else: fusion only)
     lifter_weights: str | None = None  # None: the shipped checkpoint
+    flip_average: bool = True  # the lifter also lifts the mirror image and averages (docs/lifter.md)
     detector: Options = field(default_factory=Options)
     depth: DepthConfig = field(default_factory=DepthConfig)
     fuse: FuseConfig = field(default_factory=FuseConfig)
@@ -67,6 +68,7 @@ class Pipeline:
             self.device, half=self.cfg.half, options=self.cfg.detector, compile=self.cfg.compile
         )
         self.lifter = lifter or Lifter.load(self.cfg.lifter_weights, self.device)
+        self.lifter.flip_average = self.cfg.flip_average
 
     def __call__(self, image: np.ndarray | torch.Tensor, camera: CameraModel, encoding: str | None = None,
                  depth: np.ndarray | torch.Tensor | None = None, depth_encoding: str | None = None,

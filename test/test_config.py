@@ -16,11 +16,11 @@ def test_shipped_yaml_matches_the_defaults():
 
 def test_overrides_and_settings(tmp_path):
     path = tmp_path / "p.yaml"
-    config.write_yaml(path, {"tracking.max_age": 2, "use_depth": False}, node="/**")
+    config.write_yaml(path, {"tracking.max_age": 2, "use_depth": False, "lifter.flip_average": False}, node="/**")
     params = config.load(path, {"device": "cpu", "smoothing.enabled": False})
     assert params["tracking.max_age"] == 2.0 and isinstance(params["tracking.max_age"], float)
     s = config.settings(params)
-    assert s.pipeline.use_depth is False and s.pipeline.device == "cpu"
+    assert s.pipeline.use_depth is False and s.pipeline.device == "cpu" and s.pipeline.flip_average is False
     assert s.tracking.max_age == 2.0 and s.tracking.smoothing is False and isinstance(s.tracking, TrackConfig)
     assert s.pipeline.depth.scale is None  # 0 = by encoding
     assert config.parse_override("tracking.confirm_hits=1") == ("tracking.confirm_hits", 1)
