@@ -50,6 +50,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=d.batch, help=f"samples per step (default {d.batch})")
     p.add_argument("--width", type=int, default=d.model.width, help=f"MLP width (default {d.model.width})")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--fp32", action="store_true", help="float32 throughout (default: bf16 autocast, hidden layers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -60,7 +61,8 @@ def _train(args: argparse.Namespace) -> int:
 
     data = load_mocap_set(args.data)
     d = TrainConfig()
-    cfg = replace(d, steps=args.steps, batch=args.batch, seed=args.seed, model=replace(d.model, width=args.width))
+    cfg = replace(d, steps=args.steps, batch=args.batch, seed=args.seed, bf16=d.bf16 and not args.fp32,
+                  model=replace(d.model, width=args.width))  # fmt: skip
     out = Path(args.output)
     _, metrics = train(data.split("train"), data.split("val"), cfg, out=out, device=args.device,
                        progress=not args.no_progress)  # fmt: skip
