@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "depth.noise_k": 1.5e-3,  # sensor noise sigma = k z^2 (1/m)
     "depth.features": True,  # depth readouts as lifter inputs (else fusion only)
     "depth.surface_model": False,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
-    "depth.refine_relative": False,  # torso refinement weighs readouts against the joint's relative error only
+    "depth.refine_relative": False,  # the pelvis refinement weighs its readout against its relative error only
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,

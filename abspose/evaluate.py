@@ -34,7 +34,7 @@ DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5
                       ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
 NODE_ROW = "accepted readouts as depth features + fusion (the node)"
 SURFACE_ROW = "the node with depth.surface_model (offsets from the lifted body)"
-RELATIVE_ROW = "the node with depth.refine_relative (torso refinement against relative errors only)"
+RELATIVE_ROW = "the node with depth.refine_relative (pelvis refinement against its relative error only)"
 SURFACE_RELATIVE_ROW = "the node with depth.surface_model and depth.refine_relative"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
 # the reported per-joint uncertainty (expected 3D error) against the actual absolute error (A-MPJPE's)
@@ -154,7 +154,7 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
 def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                       cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
     """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
-    the node's gated depth features + fusion, the node without its torso refinement, and the node's options:
+    the node's gated depth features + fusion, the node without its pelvis refinement, and the node's options:
     the relative refinement gain, offsets from the lifted body's surface model (with the relative gain, and
     without the refinement)."""
     cfg = cfg or FuseConfig()
@@ -188,9 +188,9 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
         "robust readout + fusion, no depth features": row(fusion),
         "all readouts as depth features + fusion": row(ungated),
         NODE_ROW: row(node),
-        "the node without its per-joint torso refinement": row(unrefined),
+        "the node without its pelvis refinement": row(unrefined),
         RELATIVE_ROW: row(relative),
         SURFACE_ROW: row(surface),
         SURFACE_RELATIVE_ROW: row(surface_relative),
-        f"{SURFACE_ROW}, without the torso refinement": row(surface_unrefined),
+        f"{SURFACE_ROW}, without the pelvis refinement": row(surface_unrefined),
     }  # fmt: skip

@@ -17,18 +17,19 @@ people and joints, no Python loop:
   (occluders, self-occlusion, background in the patch) and the rest give the inverse-variance mean s;
 - gate: if s disagrees with the lifter's own root depth beyond both uncertainties (χ², 1 dof,
   ``gate``), or fewer than ``min_joints`` joints agree, the person stays monocular (all LIFTED);
-- joints = s × lifted; torso joints then move along their rays towards their own readouts (gain from the
-  variances; ``refine_relative``: against the joint's relative error only, since s already used the
-  readout). Source FUSED for joints whose readout was used, LIFTED for the others (moved
-  along), DEPTH for a joint only depth could place (its ray at z_d), INVALID where neither could.
-  Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²), for a refined joint less what its readout
-  explained plus its share of the readout's model error (``offset_sigma``).
+- joints = s × lifted, then the whole person moves along the rays towards the pelvis's own readout (gain
+  from the variances; ``refine_relative``: against the pelvis's relative error only, since s already used
+  the readout) — the shape stays the lifter's. Source FUSED for joints whose readout was used, LIFTED for
+  the others (moved along), DEPTH for a joint only depth could place (its ray at z_d), INVALID where
+  neither could. Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²), less what the pelvis
+  readout explained plus its share of the readout's model error (``offset_sigma``).
 - :func:`lift_with_depth` (what the node runs): lift monocular, fuse, then lift again with the readouts
   that passed as the lifter's depth features (depthpose) and fuse that. Ungated features would let an
   occluder's depth pull the whole person forward; gated, they improve MRPE and MPJPE (docs/depth.md).
 
-Limb joints are *not* pulled to their own readouts: patches on thin limbs mix surfaces, and on the
-rendered-depth evaluation (docs/depth.md) per-joint fusion made MPJPE 30 mm worse than the lifter's shape.
+No joint but the pelvis is pulled to its own readout: patches on thin limbs mix surfaces, and on the
+rendered-depth evaluation (docs/depth.md) per-joint fusion made MPJPE 30 mm worse than the lifter's shape;
+pulling the torso joints each to their own readout cost 4-10 % MPJPE beyond 5 m.
 Frames: camera optical frame, metres; keypoints are ideal pixels of the colour camera.
 """
 
@@ -55,21 +56,19 @@ class FuseConfig:
     lift_scale: float = 1.25  # the lifter's expected |error| -> σ per axis
     sigma_scale_min: float = 0.02  # floor of σ(s): radius biases and the pose's depth errors do not average out
     lifter_scale_sigma: float = 0.05  # floor of the lifter's own σ(s): body size is unknown to it (±4 % sd)
-    refine: float = 1.0  # 0: accepted joints keep the person's scale; 1: full per-joint update along the ray
+    refine: float = 1.0  # 0: the person keeps the consensus scale; 1: full update towards the pelvis readout
     # joint-behind-readout offsets from the lifted body (surface.py) instead of the constant BODY_RADIUS: far
-    # better on the rendered evaluation, but puts the real TU/e pelvis 9.7-11.9 cm behind the surface
+    # better on the rendered evaluation, but puts the real TU/e pelvis 8.7-11.4 cm behind the surface
     # (the requirement is <= 10 cm), so off by default (docs/depth.md)
     surface_model: bool = False
-    # weigh each refined joint's readout against its relative error only (the person's scale already used
-    # that readout): better on the rendered evaluation at every distance, but the TU/e pelvis then lies
-    # 8.9-10.8 cm behind the surface (default 8.2-9.5), so off by default too (docs/depth.md)
+    # weigh the pelvis readout against the pelvis's relative error only (the person's scale already used
+    # that readout): better on the rendered evaluation, but the TU/e pelvis then lies 8.3-10.4 cm behind
+    # the surface (default 8.1-9.4), so off by default too (docs/depth.md)
     refine_relative: bool = False
     # how far a readout + offset may be from the joint beyond the sensor's σ (the offset model, the patch
-    # seeing another surface), 5 cm as on the renders; enters only the refined joints' reported uncertainty
-    # (without it only 73 % of the default node's joint errors were within 2σ < 3 m, docs/depth.md)
+    # seeing another surface), 5 cm as on the renders; enters only the reported uncertainty, with the weight
+    # the pelvis readout got (without it only 73 % of the node's joint errors were within 2σ < 3 m)
     offset_sigma: float = 0.05
-    refine_joints: tuple[str, ...] = ("pelvis", "left_hip", "right_hip", "neck", "left_shoulder", "right_shoulder",
-                                      "head")  # fmt: skip  # big surfaces; limb patches mix surfaces
 
 
 @dataclass
@@ -119,19 +118,24 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     use = (inlier.sum(1) >= cfg.min_joints) & agree & torch.isfinite(root).all(-1)
     scale = torch.where(use, s, ones)
     fused = inlier & use[:, None]
-    # each accepted joint then moves along its ray towards its own readout, weighted by the variances
+    # the person then moves along the rays towards the pelvis's own readout (the root: the body's largest
+    # surface), weighted by the variances; the whole lifted skeleton moves with it, so the shape is kept
     z_all = lifted[..., 2].abs().nan_to_num(1.0)
     var_j = rel**2 + (z_all * scale[:, None] * sig_s[:, None]) ** 2
-    var_d = readout.sigma.to(dev, dt).nan_to_num(1.0) ** 2
-    which = torch.tensor([name in cfg.refine_joints for name in sk.JOINT_NAMES], device=dev)
-    # the person's scale came from these same readouts: with refine_relative only the joint's own relative
+    p = sk.PELVIS
+    var_d = readout.sigma[:, p].to(dev, dt).nan_to_num(1.0) ** 2
+    # the person's scale came from these same readouts: with refine_relative only the pelvis's relative
     # error is weighed against its readout (else the readout's information is counted twice)
-    var_g = rel**2 if cfg.refine_relative else var_j
-    gain = torch.where(fused & which, var_g / (var_g + var_d), torch.zeros_like(var_j)) * cfg.refine
-    own = torch.where(fused, s_j / scale[:, None], ones[:, None])
-    joints = lifted * (scale[:, None] * (1 + gain * (own - 1)))[..., None]
-    # a refined joint inherits its share of the readout's model error (offset, patch), which σ_d leaves out
-    unc = torch.where(use[:, None], torch.sqrt(var_j - var_g * gain + (gain * cfg.offset_sigma) ** 2), eps)
+    var_g = rel[:, p] ** 2 if cfg.refine_relative else var_j[:, p]
+    gain = torch.where(fused[:, p], var_g / (var_g + var_d), torch.zeros_like(var_d)) * cfg.refine
+    own = torch.where(fused[:, p], s_j[:, p] / scale, ones)
+    factor = scale * (1 + gain * (own - 1))
+    joints = lifted * factor[:, None, None]
+    # the placement variance shrinks by what the pelvis readout explained; its model error (offset, patch),
+    # which σ_d leaves out, comes in with the weight the readout got
+    explained = (gain * var_g / z_all[:, p] ** 2)[:, None] * z_all**2
+    model_err = (gain * cfg.offset_sigma)[:, None] * z_all / z_all[:, p : p + 1]
+    unc = torch.where(use[:, None], torch.sqrt((var_j - explained).clamp(min=0) + model_err**2), eps)
     depth_only = ok_d & ~ok_l
     joints = torch.where(depth_only[..., None], torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z_d[..., None],
                          joints)  # fmt: skip
