@@ -133,8 +133,9 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     joints = lifted * factor[:, None, None]
     # the placement variance shrinks by what the pelvis readout explained; its model error (offset, patch),
     # which σ_d leaves out, comes in with the weight the readout got
-    explained = (gain * var_g / z_all[:, p] ** 2)[:, None] * z_all**2
-    model_err = (gain * cfg.offset_sigma)[:, None] * z_all / z_all[:, p : p + 1]
+    z_p = z_all[:, p : p + 1].clamp(min=1e-3)
+    explained = (gain[:, None] * var_g[:, None] / z_p**2) * z_all**2
+    model_err = (gain * cfg.offset_sigma)[:, None] * z_all / z_p
     unc = torch.where(use[:, None], torch.sqrt((var_j - explained).clamp(min=0) + model_err**2), eps)
     depth_only = ok_d & ~ok_l
     joints = torch.where(depth_only[..., None], torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z_d[..., None],
