@@ -143,8 +143,12 @@ class Lifter(nn.Module):
         self.blocks = nn.Sequential(*[_Block(w, self.cfg.dropout) for _ in range(self.cfg.blocks)])
         self.out = nn.Linear(w, N_OUT)
 
-    def raw(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.blocks(self.inp(x)))
+    def raw(self, x: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """Net output [B, N_OUT]; ``bf16``: input layer and blocks under bfloat16 autocast (training), the
+        output layer in fp32."""
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            h = self.blocks(self.inp(x))
+        return self.out(h.float())
 
     def forward(self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,
                 depth: torch.Tensor | None = None) -> LiftResult:  # fmt: skip

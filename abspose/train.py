@@ -118,9 +118,7 @@ def train(train_poses: torch.Tensor, val_poses: torch.Tensor, cfg: TrainConfig, 
         model.train()
         batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g)
         x, u, sigma = features(batch.keypoints, batch.mask, batch.K, batch.depth, model.cfg)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            h = model.blocks(model.inp(x))
-        y = model.out(h.float())
+        y = model.raw(x, bf16=cfg.bf16)
         res = model.decode(y, u, sigma, batch.K)
         terms = loss_terms(model, y, res, targets(batch, u, sigma), batch, cfg.loss)
         loss = sum(terms.values())
