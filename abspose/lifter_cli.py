@@ -95,6 +95,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
         DEPTH_BANDS,
         NODE_ROW,
         SURFACE_RELATIVE_ROW,
+        SURFACE_ROW,
         UNCERTAINTY_COLUMNS,
         Prediction,
         depth_inputs,
@@ -105,7 +106,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     from .lifter import Lifter
     from .noise2d import NoiseModel
     from .render import SensorModel
-    from .scenes import make_scenes
+    from .scenes import make_scenes, vary_girth
 
     scenes = make_scenes(val, args.scenes, args.seed, NoiseModel.default())
     inputs = depth_inputs(scenes, args.seed + 1)
@@ -118,6 +119,12 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     clean = depth_predictions(model, scenes.targets, depth_inputs(scenes, args.seed + 1, perfect))
     preds[f"{NODE_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[NODE_ROW]
     preds[f"{SURFACE_RELATIVE_ROW}, perfect depth sensor (diagnostic)"] = clean[SURFACE_RELATIVE_ROW]
+    # diagnostic: people built unlike the capsule model the surface model assumes (each body's girth × e^N(0, 0.15²))
+    built = depth_predictions(
+        model, scenes.targets, depth_inputs(vary_girth(scenes, 0.15, args.seed + 2), args.seed + 1)
+    )
+    for row in (NODE_ROW, SURFACE_ROW, SURFACE_RELATIVE_ROW):
+        preds[f"{row.split(' (')[0]}, bodies' girth ±15 % (diagnostic)"] = built[row]
     # diagnostic: the node's root ray at the true depth — the X/Y error that comes from the 2D keypoints alone
     node, true_z = preds[NODE_ROW], scenes.targets.joints[:, sk.PELVIS, 2:3]
     root = node.root / node.root[:, 2:3] * true_z

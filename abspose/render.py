@@ -4,7 +4,8 @@ Used to evaluate the depth path (readout, depth features, fusion) on held-out mo
 known. Frames: camera optical frame (x right, y down, z forward), metres; images [H, W] hold z (metres).
 
 - Bodies are :mod:`abspose.surface`'s capsules (``body_capsules``), the same model the fusion uses to
-  predict its readout offsets.
+  predict its readout offsets (:func:`abspose.scenes.vary_girth` gives each body its own girth, to see how
+  much of the fusion's accuracy rests on that match).
 - :func:`render_depth`: exact ray/capsule and ray/plane intersections, nearest surface wins (z-buffer);
   capsules are only tested inside their projected bounding box.
 - :func:`sense`: what a real RGB-D camera makes of it: noise σ = k z² (part per pixel, part smooth like

@@ -11,7 +11,7 @@ would receive. Frames: camera optical frame, metres.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -42,11 +42,14 @@ class SceneRange:
 @dataclass
 class Scenes:
     """S scenes: the targets as a :class:`~abspose.synth.Batch`, other people ``others`` [S, 2, 18, 3] (camera
-    frame, NaN = nobody) and planes [S, 2, 4] (floor, wall as n·p = d in the camera frame; NaN = none)."""
+    frame, NaN = nobody) and planes [S, 2, 4] (floor, wall as n·p = d in the camera frame; NaN = none).
+    ``girth`` [S, 3] (target, others): each body's capsule radii as a factor of :mod:`abspose.surface`'s,
+    the model the fusion assumes; None = all 1 (every body exactly that model)."""
 
     targets: Batch
     others: torch.Tensor
     planes: torch.Tensor
+    girth: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -101,6 +104,14 @@ def make_scenes(poses: torch.Tensor, n: int, seed: int, noise: NoiseModel, cams:
     return Scenes(t, others, planes)
 
 
+def vary_girth(scenes: Scenes, sd: float, seed: int) -> Scenes:
+    """The same scenes with every body's girth drawn as exp(N(0, sd²)) × the capsule model's (people differ
+    in build; the fusion's surface model does not know by how much)."""
+    g = torch.Generator(device=scenes.others.device).manual_seed(seed)
+    z = torch.randn(len(scenes), 3, device=scenes.others.device, generator=g, dtype=scenes.others.dtype)
+    return replace(scenes, girth=torch.exp(sd * z))
+
+
 def cameras(K: torch.Tensor, size: torch.Tensor) -> tuple[CameraModel, CameraModel]:
     """The colour camera (K [3, 3], size (w, h)) and its registered depth camera, binned to ≤ 848 px wide."""
     w, h = (int(x) for x in size.tolist())
@@ -117,8 +128,10 @@ def scene_depth(scenes: Scenes, i: int, sensor: SensorModel | None = None,
     t = scenes.targets
     colour, depth = cameras(t.K[i], t.image_size[i])
     people = torch.cat([t.joints[i : i + 1], scenes.others[i]])
-    people = people[torch.isfinite(people).all(-1).all(-1)]
+    here = torch.isfinite(people).all(-1).all(-1)
+    people = people[here]
     planes = scenes.planes[i][torch.isfinite(scenes.planes[i]).all(-1)]
     dK = torch.as_tensor(depth.K, dtype=people.dtype, device=people.device)
-    z = render_depth(dK, depth.image_size, body_capsules(people), planes)
+    girth = None if scenes.girth is None else scenes.girth[i][here]
+    z = render_depth(dK, depth.image_size, body_capsules(people, girth=girth), planes)
     return sense(z, sensor, g), colour, depth

@@ -51,10 +51,13 @@ class Capsules:
     r: torch.Tensor
 
 
-def body_capsules(joints: torch.Tensor, per_person: bool = False) -> Capsules:
+def body_capsules(joints: torch.Tensor, per_person: bool = False, girth: torch.Tensor | None = None) -> Capsules:
     """Capsules of people [P, NUM_JOINTS, 3] (metres, camera frame): all people's capsules concatenated
-    ([P·C]), or with ``per_person`` one set per person ([P, C])."""
+    ([P·C]), or with ``per_person`` one set per person ([P, C]). ``girth`` [P]: each person's radii as a
+    factor of the model's (default 1)."""
     r = torch.tensor(_CAP_R, device=joints.device, dtype=joints.dtype).expand(joints.shape[0], -1)
+    if girth is not None:
+        r = r * girth.to(r)[:, None]
     caps = Capsules(joints[:, list(_CAP_A)], joints[:, list(_CAP_B)], r)
     if per_person:
         return caps

@@ -51,7 +51,7 @@ def test_eval_lifter_depth_mode_prints_depth_vs_monocular(tmp_path):
     r = _abspose("eval-lifter", "--data", str(DATA), "--depth", "--scenes", "30")
     assert r.returncode == 0, r.stderr
     assert "30 scenes" in r.stdout and "| monocular lifter |" in r.stdout and "(the node) |" in r.stdout
-    assert "perfect depth sensor (diagnostic) |" in r.stdout
+    assert "perfect depth sensor (diagnostic) |" in r.stdout and "girth ±15 % (diagnostic) |" in r.stdout
     assert "| mean σ | error ≤ 2σ (%) |" in r.stdout
     for band in ("**< 3 m**", "**3–5 m**", "**5–8 m**", "**> 8 m**", "**< 5 m**"):
         assert band in r.stdout

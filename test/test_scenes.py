@@ -8,7 +8,7 @@ from abspose.dataset import load_mocap_set
 from abspose.depth import depth_to_metres
 from abspose.noise2d import NoiseModel
 from abspose.render import SensorModel
-from abspose.scenes import FEET, SceneRange, make_scenes, scene_depth
+from abspose.scenes import FEET, SceneRange, make_scenes, scene_depth, vary_girth
 
 from conftest import data_path
 
@@ -56,3 +56,23 @@ def test_scene_depth_is_what_a_registered_depth_camera_sees(val):
             hits += 1
             assert head[2] - 0.095 < z[uv[1], uv[0]] < head[2]
     assert hits > 30
+
+
+def test_varied_girth_moves_each_body_surface_by_its_own_factor(val):
+    s = make_scenes(val, 40, 5, NoiseModel.default(), rng=SceneRange(others=(1.0, 0.0, 0.0), wall=1.0))
+    varied = vary_girth(s, 0.15, 9)
+    assert torch.equal(varied.girth, vary_girth(s, 0.15, 9).girth)  # reproducible from the seed
+    assert 0.1 < varied.girth.log().std() < 0.2
+    perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(20.0, 20.0))
+    errors = []
+    for i in range(len(s)):
+        image, _, depth = scene_depth(s, i, perfect)
+        thicker, _, _ = scene_depth(varied, i, perfect)
+        # the head is a 9 cm sphere: under its centre the surface moves by 9 cm × (girth − 1)
+        head = s.targets.joints[i, sk.JOINT_INDEX["head"]]
+        u, v = depth.project(head[None].double(), distort=False)[0].round().long().tolist()
+        if 0 <= u < image.shape[1] and 0 <= v < image.shape[0]:
+            moved = (float(image[v, u]) - float(thicker[v, u])) / 1000  # 16UC1 mm
+            errors.append(abs(moved - 0.09 * (float(varied.girth[i, 0]) - 1)))
+    assert len(errors) > 30
+    assert sorted(errors)[len(errors) // 2] < 0.003  # median (a hand before the face moves by its own factor)
