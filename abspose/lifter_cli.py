@@ -137,7 +137,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
 @command("eval-lifter", "score the lifter on held-out mocap through random cameras (markdown table)", _eval_args)
 def _eval(args: argparse.Namespace) -> int:
     from .dataset import load_mocap_set
-    from .evaluate import baseline_predictor, lifter_predictor, markdown, score
+    from .evaluate import LIFTER_COLUMNS, baseline_predictor, lifter_predictor, markdown, score
     from .lifter import Lifter
     from .noise2d import NoiseModel
     from .synth import CameraRange
@@ -180,7 +180,7 @@ def _eval(args: argparse.Namespace) -> int:
                 data.split("train"), data.split("val"), cfg, device=args.device, progress=False, log=lambda s: None
             )
             results[f"ablation: {name}"] = score(lifter_predictor(m)(batch), batch)
-    table = markdown(results)
+    table = markdown(results, columns=LIFTER_COLUMNS)
     print(table)
     if args.output:
         Path(args.output).write_text(table + "\n")

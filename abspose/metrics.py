@@ -7,9 +7,13 @@ import torch
 from .skeleton import PELVIS
 
 
-def mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Mean joint error after moving the roots (pelvis) together."""
-    return ((pred - pred[:, PELVIS : PELVIS + 1]) - (gt - gt[:, PELVIS : PELVIS + 1])).norm(dim=-1).mean(1)
+def mpjpe(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean joint error after moving the roots (pelvis) together; with ``mask`` [B, J] over those joints only
+    (NaN for a sample without any)."""
+    err = ((pred - pred[:, PELVIS : PELVIS + 1]) - (gt - gt[:, PELVIS : PELVIS + 1])).norm(dim=-1)
+    if mask is None:
+        return err.mean(1)
+    return torch.where(mask, err, torch.nan).nanmean(1)
 
 
 def a_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -33,3 +33,15 @@ def test_root_error_and_pck():
     pred[1, :, 2] = 0.2
     assert torch.allclose(pck_abs(pred, gt), torch.tensor([1.0, 0.0]))
     assert torch.allclose(mrpe(pred[:, 0], gt[:, 0]), torch.tensor([0.1, 0.2]))
+
+
+def test_mpjpe_over_a_mask_counts_only_those_joints():
+    gt = torch.zeros(3, 18, 3)
+    pred = gt.clone()
+    pred[:, 5, 0] = 0.18  # one joint 18 cm off (the pelvis, joint 0, stays: nothing moves with the roots)
+    mask = torch.ones(3, 18, dtype=torch.bool)
+    mask[1, 5] = False  # sample 1 did not see that joint
+    mask[2] = False  # sample 2 saw nothing
+    seen = mpjpe(pred, gt, mask)
+    assert torch.allclose(seen[:2], torch.tensor([0.01, 0.0])) and torch.isnan(seen[2])
+    assert torch.allclose(mpjpe(pred, gt), torch.full((3,), 0.01))
