@@ -53,6 +53,10 @@ def test_node_script_is_an_executable_python_program_using_declared_dependencies
     functions = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
     assert {"on_configure", "on_activate", "on_deactivate", "on_cleanup", "on_shutdown", "main"} <= functions
     assert "create_lifecycle_publisher(SkeletonArray" in text and "create_lifecycle_publisher(MarkerArray" in text
+    # cleanup (configure may follow again) destroys what configure created, lifecycle publishers as such
+    cleanup = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "on_cleanup")
+    calls = {c.func.attr for c in ast.walk(cleanup) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)}
+    assert "destroy_lifecycle_publisher" in calls and "destroy_publisher" in calls
 
 
 def test_node_keeps_to_glue():
