@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "depth.features": True,  # depth readouts as lifter inputs (else fusion only)
     "depth.surface_model": False,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
     "depth.refine_relative": False,  # the pelvis refinement weighs its readout against its relative error only
+    "depth.orient": False,  # with surface_model: the lifted body turned to the depth image's torso plane
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,
@@ -149,7 +150,8 @@ def settings(params: dict[str, Any]) -> Settings:
                               flip_average=p["lifter.flip_average"],
                               depth_features=p["depth.features"], detector=detector, depth=depth,
                               fuse=FuseConfig(surface_model=p["depth.surface_model"],
-                                             refine_relative=p["depth.refine_relative"]))  # fmt: skip
+                                             refine_relative=p["depth.refine_relative"],
+                                             orient=p["depth.orient"]))  # fmt: skip
     euro = OneEuroConfig(p["smoothing.min_cutoff"], p["smoothing.beta"], p["smoothing.d_cutoff"])
     tracking = TrackConfig(
         max_distance=p["tracking.max_distance"],

@@ -18,6 +18,12 @@ Readout (:func:`read_depth`), per person and joint, batched:
    the patch also holds background that survived step 2), valid when at least ``min_valid`` of the grid
    survived; σ = sqrt((k·z²)² + σ_min² + (spread/2)²) with k the sensor's noise coefficient (1/m).
 
+Torso plane (with ``rays``, the keypoints' normalized ideal coordinates): a G×G grid over the inner part
+of the shoulder–hip quadrilateral, its samples within ``torso_band`` of the torso depth back-projected and
+fitted with a plane (robust: Tukey-weighted, the rejection width shrinking to a few sensor σ). Its normal
+(facing the camera) and the normal's angular σ say which way the torso's front faces — what a monocular
+lifter gets least right (:func:`abspose.fuse.orient` turns the lifted body to it).
+
 The readout is the depth of the body *surface*; :mod:`abspose.fuse` predicts how far behind it each joint
 lies from the lifted pose (:func:`abspose.surface.readout_offsets`, with the patch size the readout
 reports). Frames: camera optical frames, metres.
@@ -62,19 +68,27 @@ class DepthConfig:
     min_valid: float = 0.2  # share of the grid that must survive
     noise_k: float = 1.5e-3  # σ = k z² (1/m), structured-light / ToF class sensors
     sigma_min: float = 0.015  # m
+    torso_grid: int = 9  # torso-plane samples per side
+    torso_inset: float = 0.2  # the torso grid spans this fraction in from the shoulder/hip corners
+    torso_band: float = 0.3  # m around the torso depth: the torso plane's samples
+    torso_min: float = 0.3  # share of the torso grid that must survive for a plane
 
 
 @dataclass
 class Readout:
     """surface [N, J] m (NaN = invalid), sigma [N, J] m, valid [N, J] bool (J = NUM_JOINTS); patch [N] =
     each person's patch half-size in normalized image coordinates (pixels / f), None when not known;
-    quantile = the patch quantile taken (how the fusion predicts what a body gives, :mod:`abspose.surface`)."""
+    quantile = the patch quantile taken (how the fusion predicts what a body gives, :mod:`abspose.surface`);
+    torso_normal [N, 3] = unit normal of the torso's front plane in the camera frame, facing the camera
+    (NaN = no plane), torso_sigma [N] its angular σ (rad); None when not measured."""
 
     surface: torch.Tensor
     sigma: torch.Tensor
     valid: torch.Tensor
     patch: torch.Tensor | None = None
     quantile: float = 0.3
+    torso_normal: torch.Tensor | None = None
+    torso_sigma: torch.Tensor | None = None
 
 
 def depth_to_metres(image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None,
@@ -137,18 +151,69 @@ def register_depth(depth_m: torch.Tensor, depth_cam: CameraModel, color_cam: Cam
     return torch.where(torch.isfinite(out), out, torch.full_like(out, float("nan")))
 
 
+def _sample(depth_m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Depth (m) at pixel positions pts [..., 2] (rounded; NaN outside the image or where pts is NaN)."""
+    h, w = depth_m.shape
+    pts = pts.round().nan_to_num(-1.0)
+    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
+    flat = (pts[..., 1].clamp(0, h - 1) * w + pts[..., 0].clamp(0, w - 1)).long()
+    s = depth_m.reshape(-1)[flat]
+    return torch.where(inside, s, torch.full_like(s, float("nan")))
+
+
+TORSO_CORNERS = tuple(sk.JOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip"))
+
+
+def torso_plane(depth_m: torch.Tensor, pixels: torch.Tensor, rays: torch.Tensor, ok: torch.Tensor,
+                ref: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Front plane of each person's torso: unit normal [N, 3] (camera frame, facing the camera; NaN = none)
+    and its angular σ [N] (rad). ``pixels`` [N, J, 2] raw depth pixels, ``rays`` [N, J, 2] normalized ideal
+    coordinates of the same keypoints, ``ok`` [N, J] usable, ``ref`` [N] the torso depth (m)."""
+    t = torch.linspace(cfg.torso_inset, 1 - cfg.torso_inset, cfg.torso_grid, device=depth_m.device)
+    a, b = (x.reshape(-1) for x in torch.meshgrid(t, t, indexing="xy"))  # across (shoulder line), down
+    weights = torch.stack([(1 - a) * (1 - b), a * (1 - b), a * b, (1 - a) * b], -1)  # [G², 4] bilinear
+    corners = list(TORSO_CORNERS)
+    have = ok[:, corners].all(1)
+    z = _sample(depth_m, weights @ pixels[:, corners].nan_to_num())  # [N, G²]
+    z = torch.where(have[:, None] & ((z - ref[:, None]).abs() <= cfg.torso_band), z, torch.full_like(z, float("nan")))
+    xy = weights @ rays[:, corners].nan_to_num()  # ideal rays interpolate like the pixels (distortion is smooth)
+    pts = torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z.nan_to_num()[..., None]  # [N, G², 3]
+    enough = torch.isfinite(z).sum(1) >= max(4, int(cfg.torso_min * cfg.torso_grid**2))
+    # Tukey-reweighted plane fit, started from the frontal plane at the samples' median depth; the
+    # rejection width shrinks each round to a few sensor σ, so that arms held before the chest (10+ cm in
+    # front over a third of the torso) are dropped rather than averaged in
+    med = z.nanmedian(1, keepdim=True).values
+    floor = (3 * cfg.noise_k * med**2).clamp(min=0.02)
+    res = z - med
+    for c in (0.15, 0.1, 0.06, 0.0, 0.0):
+        c = torch.maximum(floor, torch.full_like(floor, c))
+        w = torch.where(torch.isfinite(z), (1 - (res / c) ** 2).clamp(min=0) ** 2, torch.zeros_like(z))
+        centre = (w[..., None] * pts).sum(1) / w.sum(1, keepdim=True).clamp(min=1)
+        d = (pts - centre[:, None]) * w[..., None].sqrt()
+        evals, evecs = torch.linalg.eigh(d.transpose(1, 2) @ d / w.sum(1).clamp(min=1)[:, None, None])
+        normal = evecs[..., 0]
+        res = ((pts - centre[:, None]) * normal[:, None]).sum(-1)
+    n_eff = w.sum(1).clamp(min=1)
+    sigma = torch.sqrt(evals[:, 0].clamp(min=1e-8) / (n_eff * evals[:, 1].clamp(min=1e-8)))
+    normal = torch.where(((normal * centre).sum(-1) > 0)[:, None], -normal, normal)  # towards the camera
+    good = enough & have & torch.isfinite(sigma)
+    return torch.where(good[:, None], normal, float("nan")), torch.where(good, sigma, float("nan"))
+
+
 def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, cfg: DepthConfig | None = None,
-               focal: float | None = None) -> Readout:  # fmt: skip
+               focal: float | None = None, rays: torch.Tensor | None = None) -> Readout:  # fmt: skip
     """Per-joint surface depth from depth [H, W] (m, NaN invalid) at ``pixels`` [N, J, 2] (raw depth-image
     pixels, J = NUM_JOINTS) for joints with ``mask`` [N, J]. All people and joints in one pass. ``focal``:
-    the depth image's f (px), to report the patch size in normalized coordinates."""
+    the depth image's f (px), to report the patch size in normalized coordinates. ``rays`` [N, J, 2]: the
+    keypoints' normalized ideal coordinates, to measure the torso plane (:func:`torso_plane`)."""
     cfg = cfg or DepthConfig()
     n, j = pixels.shape[:2]
     dev = depth_m.device
-    h, w = depth_m.shape
     if n == 0:
         empty = torch.zeros(0, j, device=dev)
-        return Readout(empty, empty, empty.bool(), torch.zeros(0, device=dev) if focal else None, cfg.quantile)
+        planes = (torch.zeros(0, 3, device=dev), torch.zeros(0, device=dev)) if rays is not None else (None, None)
+        return Readout(empty, empty, empty.bool(), torch.zeros(0, device=dev) if focal else None, cfg.quantile,
+                       *planes)  # fmt: skip
     px = pixels.to(dev, torch.float32)
     ok = mask.to(dev) & torch.isfinite(px).all(-1)
     m = ok.float()[..., None]
@@ -161,10 +226,7 @@ def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, 
     off = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).view(-1, 2)  # [G², 2]
     pts = (px[:, :, None] + off[None, None] * half[:, :, None]).round()  # [N, J, G², 2]
     pts = torch.where(ok[..., None, None], pts, torch.full_like(pts, -1.0))
-    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    flat = (pts[..., 1].clamp(0, h - 1) * w + pts[..., 0].clamp(0, w - 1)).long()
-    s = depth_m.reshape(-1)[flat]
-    s = torch.where(inside, s, torch.full_like(s, float("nan")))  # [N, J, G²]
+    s = _sample(depth_m, pts)  # [N, J, G²]
     torso = s[:, list(TORSO)].reshape(n, -1)
     ref = torch.nanmedian(torso, dim=1).values
     fallback = torch.nanmedian(s.reshape(n, -1), dim=1).values
@@ -178,7 +240,9 @@ def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, 
     sigma = torch.sqrt((cfg.noise_k * surface**2) ** 2 + cfg.sigma_min**2 + (0.5 * (hi - lo)) ** 2)
     nan = torch.full_like(surface, float("nan"))
     patch = half[:, 0] / focal if focal else None
-    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid, patch, cfg.quantile)
+    planes = torso_plane(depth_m, px, rays.to(dev, torch.float32), ok, ref, cfg) if rays is not None else (None, None)
+    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid, patch, cfg.quantile,
+                   *planes)  # fmt: skip
 
 
 def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel, depth: np.ndarray | torch.Tensor,
@@ -198,4 +262,6 @@ def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraMod
                              f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
         dcam.check_image(dw, dh)
     px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
-    return read_depth(dm, px.float(), usable, cfg, dcam.focal_length)
+    kc = torch.as_tensor(camera.K, dtype=torch.float32, device=ideal.device)
+    rays = (ideal.float() - kc[:2, 2]) / torch.stack([kc[0, 0], kc[1, 1]])
+    return read_depth(dm, px.float(), usable, cfg, dcam.focal_length, rays)

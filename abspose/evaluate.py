@@ -152,8 +152,9 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
         if torch.isfinite(uv).all() and 0 <= uv[0] < image.shape[1] and 0 <= uv[1] < image.shape[0]:
             raw = float(image[int(uv[1]), int(uv[0])])
             pixel[i] = raw / 1000 if raw > 0 else float("nan")  # 16UC1: mm, 0 = no reading
-    cat = (torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid", "patch"))
-    readout = Readout(*cat, quantile=parts[0].quantile if parts else (cfg or DepthConfig()).quantile)
+    cat = {k: torch.cat([getattr(r, k) for r in parts]) for k in ("surface", "sigma", "valid", "patch",
+                                                                   "torso_normal", "torso_sigma")}  # fmt: skip
+    readout = Readout(**cat, quantile=parts[0].quantile if parts else (cfg or DepthConfig()).quantile)
     return DepthInputs(kp, usable, readout, pixel)
 
 

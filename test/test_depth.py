@@ -1,5 +1,7 @@
 """Depth images: units by encoding, registered/scaled/unregistered geometry, robust per-joint readout."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,48 @@ def test_readout_uncertainty_grows_with_distance_and_masks_work():
     none = torch.zeros(0, sk.NUM_JOINTS, dtype=torch.bool)
     empty = read_depth(torch.ones(10, 10), torch.zeros(0, sk.NUM_JOINTS, 2), none)
     assert empty.surface.shape == (0, sk.NUM_JOINTS)
+
+
+def _plane_image(yaw_deg: float, z0: float = 2.0, f: float = 540.0, w: int = 640, h: int = 480):
+    """Depth [h, w] of a plane through (0, 0, z0) whose normal is turned by ``yaw`` about the camera's y axis,
+    and the shoulder/hip keypoints of a 36 x 50 cm torso on it (pixels, K with f and the image centre)."""
+    yaw = math.radians(yaw_deg)
+    n = torch.tensor([math.sin(yaw), 0.0, -math.cos(yaw)])  # facing the camera
+    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    rays = torch.stack([(u - w / 2) / f, (v - h / 2) / f, torch.ones_like(u)], -1)
+    depth = (n[2] * z0) / (rays @ n)  # t with n . (t ray) = n . (0, 0, z0); z = t
+    lateral = torch.tensor([math.cos(yaw), 0.0, math.sin(yaw)])
+    corners = {"left_shoulder": (0.18, -0.25), "right_shoulder": (-0.18, -0.25), "right_hip": (-0.18, 0.25),
+               "left_hip": (0.18, 0.25)}  # fmt: skip
+    kp = torch.full((1, sk.NUM_JOINTS, 2), float("nan"))
+    for name, (x, y) in corners.items():
+        p = torch.tensor([0.0, y, z0]) + x * lateral
+        kp[0, sk.JOINT_INDEX[name]] = p[:2] / p[2] * f + torch.tensor([w / 2, h / 2])
+    return depth, kp, (kp - torch.tensor([w / 2, h / 2])) / f
+
+
+def _yaw(normal: torch.Tensor) -> float:
+    return math.degrees(math.atan2(float(normal[0]), -float(normal[2])))
+
+
+def test_torso_plane_measures_which_way_the_torso_faces():
+    for yaw in (0.0, 25.0, -40.0):
+        depth, kp, rays = _plane_image(yaw)
+        mask = torch.isfinite(kp).all(-1)
+        r = read_depth(depth, kp, mask, rays=rays)
+        assert abs(_yaw(r.torso_normal[0]) - yaw) < 1.0, (yaw, r.torso_normal)
+        assert float(r.torso_sigma[0]) < math.radians(1.0)
+    # an arm held 15 cm before a fifth of the torso is rejected by the robust fit
+    depth, kp, rays = _plane_image(25.0)
+    x0, x1 = int(kp[0, :, 0].nan_to_num(1e9).min()), int(kp[0, :, 0].nan_to_num(-1e9).max())
+    y0 = int(kp[0, sk.JOINT_INDEX["left_shoulder"], 1])
+    depth[y0 + 20 : y0 + 45, x0:x1] -= 0.15
+    r = read_depth(depth, kp, torch.isfinite(kp).all(-1), rays=rays)
+    assert abs(_yaw(r.torso_normal[0]) - 25.0) < 2.0
+    # without the torso's corners, or on a hole, no plane; without rays, not measured
+    mask = torch.isfinite(kp).all(-1)
+    mask[0, sk.JOINT_INDEX["left_hip"]] = False
+    assert torch.isnan(read_depth(depth, kp, mask, rays=rays).torso_normal).all()
+    holes = torch.full_like(depth, float("nan"))
+    assert torch.isnan(read_depth(holes, kp, torch.isfinite(kp).all(-1), rays=rays).torso_normal).all()
+    assert read_depth(depth, kp, torch.isfinite(kp).all(-1)).torso_normal is None

@@ -1,10 +1,13 @@
 """Fusion of lifted joints with depth readouts: person scale, outlier joints, gating, sources, uncertainty."""
 
+import math
+from dataclasses import replace
+
 import torch
 
 from abspose import skeleton as sk
 from abspose.depth import Readout
-from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED, fuse
+from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED, FuseConfig, fuse, orient
 
 K = torch.tensor([[540.0, 0, 320], [0, 540.0, 240], [0, 0, 1]])
 RADIUS = torch.tensor(sk.BODY_RADIUS)
@@ -62,3 +65,43 @@ def test_monocular_depth_only_and_invalid_joints():
     assert out.source[0, 4] == SOURCE_INVALID and torch.isnan(out.uncertainty[0, 4])
     empty = fuse(truth[:0], sigma[:0], kp[:0], K, None)
     assert empty.joints.shape == (0, sk.NUM_JOINTS, 3)
+
+
+def _facing(joints: torch.Tensor) -> float:
+    """Yaw (deg) of a body's front about the camera's y axis: 0 = facing the camera, + = turned to its left."""
+    j = sk.JOINT_INDEX
+    lateral = joints[j["left_hip"]] - joints[j["right_hip"]] + joints[j["left_shoulder"]] - joints[j["right_shoulder"]]
+    return math.degrees(math.atan2(float(lateral[2]), float(lateral[0])))
+
+
+def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
+    truth, kp, readout = _person(z=2.5)
+    j = sk.JOINT_INDEX
+    body = torch.zeros(1, sk.NUM_JOINTS, 3) + torch.tensor([0.0, 0.0, 2.5])  # an upright, frontal torso
+    for name, (x, y) in {"left_hip": (0.1, 0.0), "right_hip": (-0.1, 0.0), "left_shoulder": (0.18, -0.5),
+                         "right_shoulder": (-0.18, -0.5), "neck": (0.0, -0.55), "head": (0.0, -0.75),
+                         "left_knee": (0.1, 0.45), "left_wrist": (0.25, -0.1)}.items():  # fmt: skip
+        body[0, j[name]] += torch.tensor([x, y, 0.0])
+    assert abs(_facing(body[0])) < 1e-3
+    cfg = FuseConfig(orient=True)
+    yaw = math.radians(30.0)
+    normal = torch.tensor([[math.sin(yaw), 0.0, -math.cos(yaw)]])
+    for sigma, expect in ((1e-4, 30.0), (cfg.orient_prior, 15.0)):  # a sure plane; one as unsure as the lifter
+        turned = orient(body, normal, torch.tensor([sigma]), cfg)
+        assert abs(_facing(turned[0]) - expect) < 0.5, (sigma, _facing(turned[0]))
+        torch.testing.assert_close(turned[:, sk.PELVIS], body[:, sk.PELVIS])  # turned about the spine
+        torch.testing.assert_close((turned - turned[:, :1]).norm(dim=-1), (body - body[:, :1]).norm(dim=-1))
+    # beyond the gate (80 deg against 20 deg of the lifter's prior) or without a plane: untouched
+    far = torch.tensor([[math.sin(math.radians(80.0)), 0.0, -math.cos(math.radians(80.0))]])
+    assert torch.equal(orient(body, far, torch.tensor([1e-4]), cfg), body)
+    assert torch.equal(orient(body, torch.full((1, 3), float("nan")), torch.tensor([float("nan")]), cfg), body)
+    # fuse casts the surface model's readouts at the turned body, only when asked and a plane was measured
+    readout.torso_normal, readout.torso_sigma = normal, torch.tensor([1e-4])
+    readout.patch = torch.full((1,), 0.01)
+    sigma_j = torch.full((1, sk.NUM_JOINTS), 0.1)
+    surface = FuseConfig(surface_model=True)
+    plain = fuse(truth, sigma_j, kp, K, readout, surface)
+    oriented = fuse(truth, sigma_j, kp, K, readout, replace(surface, orient=True))
+    unmeasured = fuse(truth, sigma_j, kp, K, replace(readout, torso_normal=None), replace(surface, orient=True))
+    assert torch.equal(plain.joints, unmeasured.joints)
+    assert not torch.allclose(plain.joints, oriented.joints)

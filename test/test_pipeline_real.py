@@ -7,7 +7,7 @@ import torch
 from abspose import skeleton as sk
 from abspose.camera import load_camera_info
 from abspose.depth import DepthError
-from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED
+from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED, FuseConfig
 from abspose.lifter import Lifter
 from abspose.pipeline import Pipeline, PipelineConfig
 
@@ -41,6 +41,25 @@ def test_fused_pelvis_sits_on_the_depth_surface_and_holes_are_lifted(stamp, pipe
     holes = seen & torch.isnan(people.depth[near])
     assert torch.isfinite(people.joints[near][seen]).all()
     assert (people.source[near][holes] == SOURCE_LIFTED).all()
+
+
+@pytest.mark.parametrize("stamp", TUE_FRAMES)
+def test_torso_plane_faces_the_camera_and_oriented_surface_model_keeps_the_pelvis_on_the_surface(stamp, blazepose):
+    """The TU/e person's shirt is a flat plane facing the camera within a few degrees (the lifter alone turns
+    the body 30 deg); cast at the body turned that way, the surface model's pelvis stays within 10 cm."""
+    rgb, depth, cam, _ = _frame(stamp)
+    pipe = Pipeline(PipelineConfig(device="cpu", fuse=FuseConfig(surface_model=True, orient=True)),
+                    detector=blazepose(), lifter=Lifter.load())  # fmt: skip
+    people = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+    near = int(torch.argmin(people.root[:, 2]))
+    ideal = cam.undistort_pixels(people.keypoints[near : near + 1].double()).float()
+    readout = pipe.read_depth(ideal, people.confidence[near : near + 1] >= 0.5, cam, depth, "32FC1", None)
+    normal = readout.torso_normal[0]
+    yaw = float(torch.rad2deg(torch.atan2(normal[0], -normal[2])))
+    assert abs(yaw) < 10.0 and float(readout.torso_sigma[0]) < 0.05, (yaw, readout.torso_sigma)
+    u, v = people.keypoints[near, sk.PELVIS].round().int().tolist()
+    surface = float(np.nanmedian(depth[v - 8 : v + 9, u - 8 : u + 9]))
+    assert abs(float(people.root[near, 2]) - surface) < 0.10
 
 
 def test_some_joints_fall_in_depth_holes():
