@@ -185,8 +185,8 @@ def torso_plane(depth_m: torch.Tensor, pixels: torch.Tensor, rays: torch.Tensor,
     med = z.nanmedian(1, keepdim=True).values
     floor = (3 * cfg.noise_k * med**2).clamp(min=0.02)
     res = z - med
-    for c in (0.15, 0.1, 0.06, 0.0, 0.0):
-        c = torch.maximum(floor, torch.full_like(floor, c))
+    for width in (0.15, 0.1, 0.06, 0.0, 0.0):  # m, never below the sensor floor
+        c = floor.clamp(min=width)
         w = torch.where(torch.isfinite(z), (1 - (res / c) ** 2).clamp(min=0) ** 2, torch.zeros_like(z))
         centre = (w[..., None] * pts).sum(1) / w.sum(1, keepdim=True).clamp(min=1)
         d = (pts - centre[:, None]) * w[..., None].sqrt()
