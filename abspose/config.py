@@ -49,9 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "depth.scale": 0.0,  # m per unit; 0 = by encoding (16UC1 mm, 32FC1 m)
     "depth.noise_k": 1.5e-3,  # sensor noise sigma = k z^2 (1/m)
     "depth.features": True,  # depth readouts as lifter inputs (else fusion only)
-    "depth.surface_model": False,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
+    "depth.surface_model": True,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
     "depth.refine_relative": False,  # the pelvis refinement weighs its readout against its relative error only
-    "depth.orient": False,  # with surface_model: the lifted body turned to the depth image's torso plane
+    "depth.orient": True,  # with surface_model: the lifted body turned to the depth image's torso plane
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,

@@ -34,9 +34,8 @@ BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0), (
 DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5.0), ("5–8 m", 5.0, 8.0),
                       ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
 NODE_ROW = "accepted readouts as depth features + fusion (the node)"
-SURFACE_ROW = "the node with depth.surface_model (offsets from the lifted body)"
+RADII_ROW = "the node with constant body radii as offsets (depth.surface_model off: the default until 2026-11-21)"
 RELATIVE_ROW = "the node with depth.refine_relative (pelvis refinement against its relative error only)"
-SURFACE_RELATIVE_ROW = "the node with depth.surface_model and depth.refine_relative"
 COLUMNS = ("MPJPE", "PA-MPJPE", "MRPE", "MRPE X", "MRPE Y", "MRPE Z", "A-MPJPE", "3DPCK@150 (%)")
 # the monocular table adds MPJPE over the joints the 2D detector gave (out-of-frame and missed ones left out)
 LIFTER_COLUMNS = ("MPJPE", "MPJPE seen", *COLUMNS[1:])
@@ -161,9 +160,9 @@ def depth_inputs(scenes: Scenes, seed: int, sensor: SensorModel | None = None,
 def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
                       cfg: FuseConfig | None = None) -> dict[str, Prediction]:  # fmt: skip
     """The rows of the depth table: monocular, the anchors' one pixel, fusion only, ungated depth features,
-    the node's gated depth features + fusion, the node without its pelvis refinement, and the node's options:
-    the relative refinement gain, offsets from the lifted body's surface model (with the relative gain, and
-    without the refinement)."""
+    the node's gated depth features + fusion (``cfg``, default the node's defaults), and the node with one
+    of its parts changed: no pelvis refinement, the constant radii instead of the surface model, no torso
+    plane, the pelvis readout alone as the refinement's anchor, the relative refinement gain."""
     cfg = cfg or FuseConfig()
     conf = inputs.usable.float()
     ideal = inputs.keypoints.nan_to_num()
@@ -175,29 +174,21 @@ def depth_predictions(model: Lifter, batch: Batch, inputs: DepthInputs,
     pixel_root = torch.where(torch.isfinite(pixel_root).all(-1, keepdim=True), pixel_root, mono.root)
     ungated = lift(model, ideal, conf, K, inputs.readout.surface)
     ungated = fuse(ungated.joints, ungated.uncertainty, ideal, K, inputs.readout, cfg)
-    fusion = lift_with_depth(model, ideal, conf, K, inputs.readout, features=False, cfg=cfg)
-    node = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=cfg)
-    unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine=0.0))
-    relative = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, refine_relative=True))
-    surface = lift_with_depth(model, ideal, conf, K, inputs.readout, cfg=replace(cfg, surface_model=True))
-    surface_relative = lift_with_depth(model, ideal, conf, K, inputs.readout,
-                                       cfg=replace(cfg, surface_model=True, refine_relative=True))  # fmt: skip
-    surface_unrefined = lift_with_depth(model, ideal, conf, K, inputs.readout,
-                                        cfg=replace(cfg, surface_model=True, refine=0.0))  # fmt: skip
 
-    def row(x) -> Prediction:  # a Lifted or Fused result
+    def node(features: bool = True, **change) -> Prediction:
+        x = lift_with_depth(model, ideal, conf, K, inputs.readout, features=features, cfg=replace(cfg, **change))
         return Prediction(x.joints, x.root, x.uncertainty)
 
     return {
-        "monocular lifter": row(mono),
+        "monocular lifter": Prediction(mono.joints, mono.root, mono.uncertainty),
         "one depth pixel at the pelvis keypoint (anchors), else monocular": Prediction(
             mono.joints - mono.root[:, None] + pixel_root[:, None], pixel_root),
-        "robust readout + fusion, no depth features": row(fusion),
-        "all readouts as depth features + fusion": row(ungated),
-        NODE_ROW: row(node),
-        "the node without its pelvis refinement": row(unrefined),
-        RELATIVE_ROW: row(relative),
-        SURFACE_ROW: row(surface),
-        SURFACE_RELATIVE_ROW: row(surface_relative),
-        f"{SURFACE_ROW}, without the pelvis refinement": row(surface_unrefined),
+        "robust readout + fusion, no depth features": node(features=False),
+        "all readouts as depth features + fusion": Prediction(ungated.joints, ungated.root, ungated.uncertainty),
+        NODE_ROW: node(),
+        "the node without its pelvis refinement": node(refine=0.0),
+        RADII_ROW: node(surface_model=False),
+        "the node without the torso plane (depth.orient off)": node(orient=False),
+        "the node refining towards the pelvis readout alone (not the hips')": node(anchors=("pelvis",)),
+        RELATIVE_ROW: node(refine_relative=True),
     }  # fmt: skip

@@ -94,8 +94,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
         COLUMNS,
         DEPTH_BANDS,
         NODE_ROW,
-        SURFACE_RELATIVE_ROW,
-        SURFACE_ROW,
+        RADII_ROW,
         UNCERTAINTY_COLUMNS,
         Prediction,
         depth_inputs,
@@ -118,12 +117,12 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(1e3, 1e3))
     clean = depth_predictions(model, scenes.targets, depth_inputs(scenes, args.seed + 1, perfect))
     preds[f"{NODE_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[NODE_ROW]
-    preds[f"{SURFACE_RELATIVE_ROW}, perfect depth sensor (diagnostic)"] = clean[SURFACE_RELATIVE_ROW]
+    preds[f"{RADII_ROW.split(' (')[0]}, perfect depth sensor (diagnostic)"] = clean[RADII_ROW]
     # diagnostic: people built unlike the capsule model the surface model assumes (each body's girth × e^N(0, 0.15²))
     built = depth_predictions(
         model, scenes.targets, depth_inputs(vary_girth(scenes, 0.15, args.seed + 2), args.seed + 1)
     )
-    for row in (NODE_ROW, SURFACE_ROW, SURFACE_RELATIVE_ROW):
+    for row in (NODE_ROW, RADII_ROW):
         preds[f"{row.split(' (')[0]}, bodies' girth ±15 % (diagnostic)"] = built[row]
     # diagnostic: the node's root ray at the true depth — the X/Y error that comes from the 2D keypoints alone
     node, true_z = preds[NODE_ROW], scenes.targets.joints[:, sk.PELVIS, 2:3]

@@ -26,8 +26,11 @@ import torch
 
 from . import skeleton as sk
 
-# (joint a, joint b, radius m): limbs along the skeleton's bones plus the torso's sides and the head
-CAPSULES: tuple[tuple[str, str, float], ...] = (
+# (end a, end b, radius m): limbs along the skeleton's bones, the torso as five columns from the hips to the
+# shoulders (the sides, the spine, and two halfway between: a flat front and back as on people, not a
+# scalloped one that tilts a plane fitted to it), the hips' and shoulders' girdles and the head. An end is
+# a joint or the midpoint of two.
+CAPSULES: tuple[tuple[str | tuple[str, str], str | tuple[str, str], float], ...] = (
     ("left_hip", "left_knee", 0.07), ("right_hip", "right_knee", 0.07),
     ("left_knee", "left_ankle", 0.05), ("right_knee", "right_ankle", 0.05),
     ("left_ankle", "left_foot", 0.04), ("right_ankle", "right_foot", 0.04),
@@ -35,11 +38,26 @@ CAPSULES: tuple[tuple[str, str, float], ...] = (
     ("left_elbow", "left_wrist", 0.038), ("right_elbow", "right_wrist", 0.038),
     ("left_hip", "right_hip", 0.09), ("left_shoulder", "right_shoulder", 0.06),
     ("left_hip", "left_shoulder", 0.08), ("right_hip", "right_shoulder", 0.08),
+    (("pelvis", "left_hip"), ("neck", "left_shoulder"), 0.085),
+    (("pelvis", "right_hip"), ("neck", "right_shoulder"), 0.085),
     ("pelvis", "spine", 0.09), ("spine", "neck", 0.08), ("neck", "head", 0.06), ("head", "head", 0.09),
 )  # fmt: skip
-_CAP_A = tuple(sk.JOINT_INDEX[a] for a, _, _ in CAPSULES)
-_CAP_B = tuple(sk.JOINT_INDEX[b] for _, b, _ in CAPSULES)
+
+
+def _ends(end: str | tuple[str, str]) -> tuple[int, int]:
+    """An end's two joint indices (the same twice for a joint): its point is their midpoint."""
+    a, b = (end, end) if isinstance(end, str) else end
+    return sk.JOINT_INDEX[a], sk.JOINT_INDEX[b]
+
+
+_CAP_A = tuple(zip(*(_ends(a) for a, _, _ in CAPSULES), strict=True))
+_CAP_B = tuple(zip(*(_ends(b) for _, b, _ in CAPSULES), strict=True))
 _CAP_R = tuple(r for _, _, r in CAPSULES)
+
+
+def _points(joints: torch.Tensor, ends: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    """The capsules' ends [P, C, 3] of people [P, J, 3]: midpoints of the two joints of each end."""
+    return (joints[:, list(ends[0])] + joints[:, list(ends[1])]) / 2
 
 
 @dataclass
@@ -58,7 +76,7 @@ def body_capsules(joints: torch.Tensor, per_person: bool = False, girth: torch.T
     r = torch.tensor(_CAP_R, device=joints.device, dtype=joints.dtype).expand(joints.shape[0], -1)
     if girth is not None:
         r = r * girth.to(r)[:, None]
-    caps = Capsules(joints[:, list(_CAP_A)], joints[:, list(_CAP_B)], r)
+    caps = Capsules(_points(joints, _CAP_A), _points(joints, _CAP_B), r)
     if per_person:
         return caps
     return Capsules(caps.a.reshape(-1, 3), caps.b.reshape(-1, 3), caps.r.reshape(-1))

@@ -99,9 +99,31 @@ def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
     readout.torso_normal, readout.torso_sigma = normal, torch.tensor([1e-4])
     readout.patch = torch.full((1,), 0.01)
     sigma_j = torch.full((1, sk.NUM_JOINTS), 0.1)
-    surface = FuseConfig(surface_model=True)
+    surface = FuseConfig(surface_model=True, orient=False)
     plain = fuse(truth, sigma_j, kp, K, readout, surface)
     oriented = fuse(truth, sigma_j, kp, K, readout, replace(surface, orient=True))
     unmeasured = fuse(truth, sigma_j, kp, K, replace(readout, torso_normal=None), replace(surface, orient=True))
     assert torch.equal(plain.joints, unmeasured.joints)
     assert not torch.allclose(plain.joints, oriented.joints)
+
+
+def test_without_a_pelvis_readout_the_hips_anchor_the_person():
+    # limbs' readouts 5 cm too far (patches mixing surfaces) pull the consensus scale; the pelvis's own
+    # readout is a hole, so the hips' readouts (exact here) must place the person, through the lifted
+    # hip-to-pelvis depths
+    truth, kp, readout = _person(z=3.0)
+    j = sk.JOINT_INDEX
+    hips, torso = [j["left_hip"], j["right_hip"]], [sk.PELVIS, j["left_hip"], j["right_hip"]]
+    limbs = [i for i in range(sk.NUM_JOINTS) if i not in torso]
+    readout.surface[0, limbs] += 0.05
+    readout.valid[0, sk.PELVIS], readout.surface[0, sk.PELVIS] = False, float("nan")
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.05)
+    hips_too = fuse(truth, sigma, kp, K, readout)
+    pelvis_only = fuse(truth, sigma, kp, K, readout, FuseConfig(anchors=("pelvis",)))
+    err = {name: float((out.root - truth[:, sk.PELVIS]).norm()) for name, out in
+           (("hips", hips_too), ("pelvis only", pelvis_only))}  # fmt: skip
+    assert err["pelvis only"] > 0.02 and err["hips"] < 0.5 * err["pelvis only"], err
+    # with the hips' readouts gone too, nothing anchors: the consensus scale alone, as with the pelvis only
+    readout.valid[0, hips] = False
+    none = fuse(truth, sigma, kp, K, readout)
+    torch.testing.assert_close(none.root, fuse(truth, sigma, kp, K, readout, FuseConfig(anchors=("pelvis",))).root)

@@ -44,29 +44,33 @@ def test_fused_pelvis_sits_on_the_depth_surface_and_holes_are_lifted(stamp, pipe
 
 
 @pytest.fixture(scope="module")
-def oriented(pipeline):
-    """The same models, fusion with the surface model cast at the body turned to the torso plane."""
-    return Pipeline(PipelineConfig(device="cpu", fuse=FuseConfig(surface_model=True, orient=True)),
-                    detector=pipeline.detector, lifter=pipeline.lifter)  # fmt: skip
+def unoriented(pipeline):
+    """The same models, the surface model cast at the lifted body as the lifter turned it (depth.orient off)."""
+    return Pipeline(PipelineConfig(device="cpu", fuse=FuseConfig(orient=False)), detector=pipeline.detector,
+                    lifter=pipeline.lifter)  # fmt: skip
 
 
 @pytest.mark.parametrize("stamp", TUE_FRAMES)
-def test_torso_plane_faces_the_camera_and_oriented_surface_model_keeps_the_pelvis_on_the_surface(stamp, oriented):
-    """The TU/e person's shirt is a flat plane facing the camera within a few degrees (the lifter alone turns
-    the body 30 deg); cast at the body turned that way, the surface model's pelvis stays within 10 cm."""
+def test_torso_plane_faces_the_camera_and_turning_the_body_to_it_keeps_the_pelvis_nearer(stamp, pipeline, unoriented):
+    """The TU/e person's shirt is a flat plane facing the camera within a few degrees while the lifter turns
+    the body 30 deg; the surface model cast at the body turned to the plane (the default) puts the pelvis
+    nearer the surface than cast at the lifter's body (8.6-9.6 vs 9.1-11.6 cm on these frames)."""
     rgb, depth, cam, _ = _frame(stamp)
-    pipe = oriented
-    pipe.detector.reset()  # each frame on its own (the snapshots are ~40 s apart)
-    people = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
-    near = int(torch.argmin(people.root[:, 2]))
+    found = {}
+    for name, pipe in (("default", pipeline), ("unoriented", unoriented)):
+        pipe.detector.reset()  # each frame on its own (the snapshots are ~40 s apart)
+        people = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+        found[name] = people, int(torch.argmin(people.root[:, 2]))
+    people, near = found["default"]
     ideal = cam.undistort_pixels(people.keypoints[near : near + 1].double()).float()
-    readout = pipe.read_depth(ideal, people.confidence[near : near + 1] >= 0.5, cam, depth, "32FC1", None)
+    readout = pipeline.read_depth(ideal, people.confidence[near : near + 1] >= 0.5, cam, depth, "32FC1", None)
     normal = readout.torso_normal[0]
     yaw = float(torch.rad2deg(torch.atan2(normal[0], -normal[2])))
     assert abs(yaw) < 10.0 and float(readout.torso_sigma[0]) < 0.05, (yaw, readout.torso_sigma)
     u, v = people.keypoints[near, sk.PELVIS].round().int().tolist()
     surface = float(np.nanmedian(depth[v - 8 : v + 9, u - 8 : u + 9]))
-    assert abs(float(people.root[near, 2]) - surface) < 0.10
+    behind = {name: float(p.root[i, 2]) - surface for name, (p, i) in found.items()}
+    assert 0.0 < behind["default"] <= behind["unoriented"], behind
 
 
 def test_some_joints_fall_in_depth_holes():
