@@ -23,15 +23,15 @@ people and joints, no Python loop:
   relative error added; gain from the variances; ``refine_relative``: against the pelvis's relative error
   only, since s already used the readouts) — the shape stays the lifter's. Source FUSED for joints whose
   readout was used, LIFTED for the others (moved along), DEPTH for a joint only depth could place (its ray
-  at z_d), INVALID where neither could. Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²), less what the pelvis
-  readout explained plus its share of the readout's model error (``offset_sigma``).
+  at z_d), INVALID where neither could. Uncertainty (metres, 3D) = sqrt(relative part² + (z σ_s)²), less
+  what the anchors' readouts explained plus their share of the readouts' model error (``offset_sigma``).
 - :func:`lift_with_depth` (what the node runs): lift monocular, fuse, then lift again with the readouts
   that passed as the lifter's depth features (depthpose) and fuse that. Ungated features would let an
   occluder's depth pull the whole person forward; gated, they improve MRPE and MPJPE (docs/depth.md).
 
-No joint but the pelvis is pulled to its own readout: patches on thin limbs mix surfaces, and on the
-rendered-depth evaluation (docs/depth.md) per-joint fusion made MPJPE 30 mm worse than the lifter's shape;
-pulling the torso joints each to their own readout cost 4-10 % MPJPE beyond 5 m.
+No joint is pulled to its own readout (the anchors move the whole person): patches on thin limbs mix
+surfaces, and on the rendered-depth evaluation (docs/depth.md) per-joint fusion made MPJPE 30 mm worse than
+the lifter's shape; pulling the torso joints each to their own readout cost 4-10 % MPJPE beyond 5 m.
 Frames: camera optical frame, metres; keypoints are ideal pixels of the colour camera.
 """
 
@@ -132,8 +132,9 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     use = (inlier.sum(1) >= cfg.min_joints) & agree & torch.isfinite(root).all(-1)
     scale = torch.where(use, s, ones)
     fused = inlier & use[:, None]
-    # the person then moves along the rays towards the pelvis's own readout (the root: the body's largest
-    # surface), weighted by the variances; the whole lifted skeleton moves with it, so the shape is kept
+    # the person then moves along the rays towards where the anchors' readouts put the root (the pelvis and
+    # hips: the body's largest surfaces), weighted by the variances; the whole lifted skeleton moves with it,
+    # so the shape is kept
     z_all = lifted[..., 2].abs().nan_to_num(1.0)
     var_j = rel**2 + (z_all * scale[:, None] * sig_s[:, None]) ** 2
     p = sk.PELVIS
@@ -154,8 +155,8 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     own = torch.where(anchored, (w_a * s_a).sum(1) * var_d / scale, ones)
     factor = scale * (1 + gain * (own - 1))
     joints = lifted * factor[:, None, None]
-    # the placement variance shrinks by what the pelvis readout explained; its model error (offset, patch),
-    # which σ_d leaves out, comes in with the weight the readout got
+    # the placement variance shrinks by what the anchors' readouts explained; their model error (offset,
+    # patch), which σ_d leaves out, comes in with the weight they got
     z_p = z_all[:, p : p + 1].clamp(min=1e-3)
     explained = (gain[:, None] * var_g[:, None] / z_p**2) * z_all**2
     model_err = (gain * cfg.offset_sigma)[:, None] * z_all / z_p
