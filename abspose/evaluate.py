@@ -4,7 +4,8 @@ Held-out mocap clips (the validation split of :mod:`abspose.dataset`) through ra
 the default detector-noise mixture, seeded, so every row is scored on the same samples. Metrics in mm:
 MPJPE (root-aligned; "seen": over the joints the 2D detector gave only), PA-MPJPE (Procrustes), MRPE and
 its |X|, |Y|, |Z| parts, A-MPJPE (no alignment), 3DPCK@150 mm absolute (%), by the true root's distance
-band.
+band, and (``frame=True``) for the people fully in the image — the papers' setting: Human3.6M's subjects
+are always in view — apart from the people the image border cuts.
 
 Depth mode (:func:`depth_inputs`, :func:`depth_predictions`): the same people in rendered RGB-D scenes
 (:mod:`abspose.scenes`) through the node's own depth path: 16UC1 image -> :func:`depth.read_registered`
@@ -27,10 +28,11 @@ from .lifter import Lifter, lift
 from .metrics import a_mpjpe, mpjpe, mrpe, pa_mpjpe, pck_abs
 from .render import SensorModel
 from .scenes import Scenes, scene_depth
-from .synth import Batch
+from .synth import IN, Batch, inside_image, project
 
 Bands = tuple[tuple[str, float, float], ...]
 BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0), ("> 6 m", 6.0, 1e9))
+FRAME_GROUPS = ("people fully in the image", "people cut by the image border")
 DEPTH_BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–5 m", 3.0, 5.0), ("5–8 m", 5.0, 8.0),
                       ("> 8 m", 8.0, 1e9), ("< 5 m", 0.0, 5.0))  # fmt: skip
 NODE_ROW = "accepted readouts as depth features + fusion (the node)"
@@ -80,8 +82,15 @@ def baseline_predictor(model: Lifter) -> Predictor:
     return run
 
 
-def score(pred: Prediction, batch: Batch, bands: Bands = BANDS) -> dict[str, dict[str, float]]:
-    """Per band, the COLUMNS (mm, or % for PCK) averaged over the samples in it."""
+def in_frame(batch: Batch) -> torch.Tensor:
+    """[B] bool: every input joint's true position projects inside the image (whether the detector found
+    it or not)."""
+    return inside_image(project(batch.joints[:, IN.to(batch.joints.device)], batch.K), batch.image_size).all(-1)
+
+
+def score(pred: Prediction, batch: Batch, bands: Bands = BANDS, frame: bool = False) -> dict[str, dict[str, float]]:
+    """Per band, the COLUMNS (mm, or % for PCK) averaged over the samples in it; with ``frame``, also per
+    FRAME_GROUPS (all distances)."""
     gt_root = batch.joints[:, sk.PELVIS]
     seen = torch.zeros(batch.joints.shape[:2], dtype=torch.bool, device=batch.joints.device)
     seen[:, list(sk.INPUT_INDEX)] = batch.mask.to(seen.device)
@@ -98,18 +107,20 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS) -> dict[str, dic
         per["mean σ"] = torch.where(ok, sigma, torch.nan).nanmean(1)
         per["error ≤ 2σ (%)"] = torch.where(ok, (err <= 2 * sigma).float(), torch.nan).nanmean(1) / 10
     dist = gt_root.norm(dim=-1)
-    out: dict[str, dict[str, float]] = {}
-    for band, lo, hi in bands:
-        sel = (dist >= lo) & (dist < hi)
-        out[band] = {k: 1000 * v[sel].nanmean().item() for k, v in per.items()} | {"n": int(sel.sum())}
-    return out
+    groups = {band: (dist >= lo) & (dist < hi) for band, lo, hi in bands}
+    if frame:
+        whole = in_frame(batch)
+        groups |= {FRAME_GROUPS[0]: whole, FRAME_GROUPS[1]: ~whole}
+    return {
+        band: {k: 1000 * v[sel].nanmean().item() for k, v in per.items()} | {"n": int(sel.sum())}
+        for band, sel in groups.items()
+    }
 
 
-def markdown(results: dict[str, dict[str, dict[str, float]]], bands: Bands = BANDS,
-             columns: tuple[str, ...] = COLUMNS) -> str:  # fmt: skip
-    """One table per distance band, a row per model ("–" where a model has no such number)."""
+def markdown(results: dict[str, dict[str, dict[str, float]]], columns: tuple[str, ...] = COLUMNS) -> str:
+    """One table per band (in :func:`score`'s order), a row per model ("–" where a model has no such number)."""
     lines: list[str] = []
-    for band, _, _ in bands:
+    for band in next(iter(results.values())):
         n = next(iter(results.values()))[band]["n"]
         lines += [f"**{band}** ({n} samples; mm, PCK in %)", "",
                   "| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip

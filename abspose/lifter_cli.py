@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from .cli import command
@@ -130,7 +131,7 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
     preds["the node's root ray at the true depth (diagnostic: X/Y alone)"] = Prediction(
         node.joints - node.root[:, None] + root[:, None], root)  # fmt: skip
     results = {k: score(v, scenes.targets, DEPTH_BANDS) for k, v in preds.items()}
-    return markdown(results, DEPTH_BANDS, COLUMNS + UNCERTAINTY_COLUMNS)
+    return markdown(results, COLUMNS + UNCERTAINTY_COLUMNS)
 
 
 @command("eval-lifter", "score the lifter on held-out mocap through random cameras (markdown table)", _eval_args)
@@ -152,19 +153,22 @@ def _eval(args: argparse.Namespace) -> int:
         return 0
     batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange())
     model = Lifter.load(args.weights, args.device)
+    scored = partial(score, frame=True)  # the lifter tables also split people fully in the image from cut ones
     results = {
-        "lifter (shipped)": score(lifter_predictor(model)(batch), batch),
-        "closed-form translation (Mehta) on the lifter's relative pose": score(baseline_predictor(model)(batch), batch),
+        "lifter (shipped)": scored(lifter_predictor(model)(batch), batch),
+        "closed-form translation (Mehta) on the lifter's relative pose": scored(
+            baseline_predictor(model)(batch), batch
+        ),
     }
     if args.diagnostics:  # the same samples without flip averaging; the same poses and cameras, other 2D errors
         model.flip_average = False
-        results["lifter (shipped), no flip averaging (diagnostic)"] = score(lifter_predictor(model)(batch), batch)
+        results["lifter (shipped), no flip averaging (diagnostic)"] = scored(lifter_predictor(model)(batch), batch)
         model.flip_average = True
         mixture = NoiseModel.default()
         gauss = replace(mixture, gamma=mixture.gamma.new_ones(mixture.gamma.shape))
         for name, noise in (("clean 2D", NoiseModel.clean()), ("Gaussian 2D errors only, no outliers", gauss)):
             other = validation_set(val, args.samples, args.seed, noise, CameraRange())
-            results[f"lifter (shipped), {name} (diagnostic)"] = score(lifter_predictor(model)(other), other)
+            results[f"lifter (shipped), {name} (diagnostic)"] = scored(lifter_predictor(model)(other), other)
     if args.ablations:
         d = TrainConfig()
         for name, (tc, mc) in ABLATIONS.items():
@@ -178,7 +182,7 @@ def _eval(args: argparse.Namespace) -> int:
             m, _ = train(
                 data.split("train"), data.split("val"), cfg, device=args.device, progress=False, log=lambda s: None
             )
-            results[f"ablation: {name}"] = score(lifter_predictor(m)(batch), batch)
+            results[f"ablation: {name}"] = scored(lifter_predictor(m)(batch), batch)
     table = markdown(results, columns=LIFTER_COLUMNS)
     print(table)
     if args.output:

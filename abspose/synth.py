@@ -211,9 +211,14 @@ def project(joints: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return xy * torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None] + K[:, None, :2, 2]
 
 
+def inside_image(pixels: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
+    """Pixels [B, P, 2] -> bool [B, P]: inside an image of size [B, 2] (w, h) px, borders included."""
+    return ((pixels >= 0) & (pixels <= size[:, None])).all(-1)
+
+
 def _missing(keypoints, size, dev, g, p_random=0.03, p_limb=0.1, p_outside=0.8) -> torch.Tensor:
     b, j = keypoints.shape[:2]
-    outside = ((keypoints < 0) | (keypoints > size[:, None])).any(-1)
+    outside = ~inside_image(keypoints, size)
     miss = torch.rand(b, j, device=dev, generator=g) < p_random
     miss |= outside & (torch.rand(b, j, device=dev, generator=g) < p_outside)
     limb = torch.randint(len(LIMBS), (b,), device=dev, generator=g)
@@ -257,7 +262,7 @@ def synthesize(poses: torch.Tensor, noise: NoiseModel, cams: CameraRange | None 
     poses = torch.where(flip[:, None, None], mirrored, poses)
     joints, K, size, ok, rot, shift = place_in_cameras(poses, cams, g)
     true2d = project(joints[:, IN.to(dev)], K)
-    inside = ((true2d >= 0) & (true2d <= size[:, None])).all(-1)
+    inside = inside_image(true2d, size)
     # a person-detector needs the face and most of the body in view
     ok &= inside[:, _HEAD] & (inside.sum(1) >= MIN_INSIDE)
     joints, K, size, true2d, rot, shift = joints[ok], K[ok], size[ok], true2d[ok], rot[ok], shift[ok]

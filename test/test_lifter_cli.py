@@ -26,7 +26,8 @@ def test_eval_lifter_prints_the_table(tmp_path):
     r = _abspose("eval-lifter", "--data", str(DATA), "--samples", "2000", "--diagnostics", "--output", str(md))
     assert r.returncode == 0, r.stderr
     assert "| lifter (shipped) |" in r.stdout and "closed-form" in r.stdout
-    for band in ("**all**", "**< 3 m**", "**3–6 m**", "**> 6 m**"):
+    for band in ("**all**", "**< 3 m**", "**3–6 m**", "**> 6 m**", "**people fully in the image**",
+                 "**people cut by the image border**"):  # fmt: skip
         assert band in r.stdout
     assert md.read_text().strip() == r.stdout.strip()
     # diagnostics: the same samples with fewer 2D errors are lifted better, and no outliers lies in between;
