@@ -120,8 +120,9 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS, frame: bool = Fa
 def markdown(results: dict[str, dict[str, dict[str, float]]], columns: tuple[str, ...] = COLUMNS) -> str:
     """One table per band (in :func:`score`'s order), a row per model ("–" where a model has no such number)."""
     lines: list[str] = []
-    for band in next(iter(results.values())):
-        n = next(iter(results.values()))[band]["n"]
+    first = next(iter(results.values()))
+    for band in first:
+        n = first[band]["n"]
         lines += [f"**{band}** ({n} samples; mm, PCK in %)", "",
                   "| model | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]  # fmt: skip
         for name, res in results.items():

@@ -70,8 +70,8 @@ def held_out():
 def test_people_fully_in_the_image_are_told_from_people_the_border_cuts(held_out):
     whole = in_frame(held_out)
     assert 0.3 < whole.float().mean() < 0.8  # the random cameras cut many people (near ones, long lenses)
-    # every sample's pelvis is where the synthesis put it; an image grown about the same principal point keeps
-    # everyone who was in view in view, and a one-pixel image holds no one
+    # an image grown about the same principal point keeps everyone who was in view in view (and brings some
+    # cut people in); a one-pixel image holds no one
     grown = replace(held_out, image_size=held_out.image_size * 3, K=held_out.K.clone())
     grown.K[:, :2, 2] += held_out.image_size
     assert in_frame(grown)[whole].all() and in_frame(grown).float().mean() > whole.float().mean()
