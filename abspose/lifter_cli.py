@@ -52,6 +52,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=d.model.width, help=f"MLP width (default {d.model.width})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--fp32", action="store_true", help="float32 throughout (default: bf16 autocast, hidden layers)")
+    p.add_argument("--fast-optimizer", action="store_true",
+                   help="fused AdamW, denormal floats flushed to zero: up to 1.9x faster late in long CPU runs, "
+                        "but not the shipped checkpoint's exact arithmetic (needs torch >= 2.4 on CPU)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -63,6 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     data = load_mocap_set(args.data)
     d = TrainConfig()
     cfg = replace(d, steps=args.steps, batch=args.batch, seed=args.seed, bf16=d.bf16 and not args.fp32,
+                  fast_optimizer=args.fast_optimizer,
                   model=replace(d.model, width=args.width))  # fmt: skip
     out = Path(args.output)
     _, metrics = train(data.split("train"), data.split("val"), cfg, out=out, device=args.device,

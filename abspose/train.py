@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,8 +41,23 @@ class TrainConfig:
     depth: bool = True  # synthesize depth readouts for a share of the samples
     focal: tuple[float, float] = (300.0, 2000.0)
     bf16: bool = True  # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs)
+    # fused AdamW + denormal floats flushed to zero (the Adam moments of rarely driven weights decay into
+    # denormals, which made late CPU steps up to 1.9x slower; docs/lifter.md). Off: the shipped checkpoint
+    # was trained without it, and the default command must reproduce it. Fused AdamW on CPU needs torch 2.4.
+    fast_optimizer: bool = False
     # fresh samples every step (no epochs): dropout only slows the fit (3,000-step probe: 95.2 vs 96.6 mm)
     model: LifterConfig = field(default_factory=lambda: LifterConfig(width=768, dropout=0.0))
+
+
+@contextmanager
+def flush_denormal(on: bool) -> Iterator[None]:
+    """Flush denormal floats to zero on the CPU while in the block (PyTorch's default, off, after it)."""
+    flushed = on and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
 
 
 def sample_batch(poses: torch.Tensor, n: int, noise: NoiseModel, cams: CameraRange, depth: DepthRange | None,
@@ -107,33 +124,35 @@ def train(train_poses: torch.Tensor, val_poses: torch.Tensor, cfg: TrainConfig, 
     model = Lifter(cfg.model).to(dev)
     with torch.no_grad():  # start the depth head near a typical person (Z/f of 3 m at 600 px)
         model.out.bias[0] = math.log(3.0 / 600) + LOG_Z_OFFSET if cfg.model.canonical else math.log(3.0) + 1.0
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=cfg.fast_optimizer or None)  # fmt: skip
     warmup = min(0.5, max(0.05, 2.0 / cfg.steps))  # at least 2 warm-up steps (short smoke runs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warmup)
     val = validation_set(val_poses, 4096, cfg.seed + 1, NoiseModel.default(), CameraRange())
     start = time.time()
     bar = tqdm(range(cfg.steps), desc="train-lifter", disable=not progress, mininterval=2.0)
     metrics: dict[str, float] = {}
-    for step in bar:
-        model.train()
-        batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g)
-        x, u, sigma = features(batch.keypoints, batch.mask, batch.K, batch.depth, model.cfg)
-        y = model.raw(x, bf16=cfg.bf16)
-        res = model.decode(y, u, sigma, batch.K)
-        terms = loss_terms(model, y, res, targets(batch, u, sigma), batch, cfg.loss)
-        loss = sum(terms.values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
-        if (step + 1) % max(1, cfg.steps // 10) == 0 or step + 1 == cfg.steps:
-            metrics = evaluate(model, val)
-            log(f"step {step + 1}/{cfg.steps}: val MPJPE {metrics['mpjpe_mm']:.1f} mm, "
-                f"MRPE {metrics['mrpe_mm']:.1f} mm "
-                f"({time.time() - start:.0f} s)")  # fmt: skip
+    with flush_denormal(cfg.fast_optimizer):
+        for step in bar:
+            model.train()
+            batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g)
+            x, u, sigma = features(batch.keypoints, batch.mask, batch.K, batch.depth, model.cfg)
+            y = model.raw(x, bf16=cfg.bf16)
+            res = model.decode(y, u, sigma, batch.K)
+            terms = loss_terms(model, y, res, targets(batch, u, sigma), batch, cfg.loss)
+            loss = sum(terms.values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            if step % 50 == 0:
+                bar.set_postfix({k: f"{v.item():.4f}" for k, v in terms.items()})
+            if (step + 1) % max(1, cfg.steps // 10) == 0 or step + 1 == cfg.steps:
+                metrics = evaluate(model, val)
+                log(f"step {step + 1}/{cfg.steps}: val MPJPE {metrics['mpjpe_mm']:.1f} mm, "
+                    f"MRPE {metrics['mrpe_mm']:.1f} mm "
+                    f"({time.time() - start:.0f} s)")  # fmt: skip
     model.eval()
     metrics["train_seconds"] = time.time() - start
     if out is not None:
