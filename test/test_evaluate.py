@@ -12,6 +12,7 @@ from abspose.evaluate import (
     DEPTH_BANDS,
     FRAME_GROUPS,
     NODE_ROW,
+    TARGET_GROUPS,
     Prediction,
     depth_inputs,
     depth_predictions,
@@ -95,3 +96,8 @@ def test_the_lifter_tables_split_whole_people_from_cut_ones(held_out):
     assert whole["n"] + cut["n"] == rows["all"]["n"] == len(held_out)
     assert whole["MPJPE"] < 72 and whole["MPJPE"] < rows["all"]["MPJPE"] - 3 < cut["MPJPE"] - 6, rows
     assert FRAME_GROUPS[0] not in score(Prediction(res.joints, res.root), held_out)
+    # the target groups: everyone below 6 m, and the whole people among them
+    near, near_whole = rows[TARGET_GROUPS[0]], rows[TARGET_GROUPS[1]]
+    assert rows["< 3 m"]["n"] + rows["3–6 m"]["n"] == near["n"] > near_whole["n"] > 0
+    mrpe_bands = (rows["< 3 m"]["MRPE"] * rows["< 3 m"]["n"] + rows["3–6 m"]["MRPE"] * rows["3–6 m"]["n"]) / near["n"]
+    assert abs(near["MRPE"] - mrpe_bands) < 1e-3 * near["MRPE"]
