@@ -17,6 +17,7 @@ from abspose.evaluate import (
     depth_inputs,
     depth_predictions,
     in_frame,
+    in_view,
     score,
 )
 from abspose.lifter import Lifter
@@ -83,12 +84,18 @@ def test_people_fully_in_the_image_are_told_from_people_the_border_cuts(held_out
     foot = sk.JOINT_INDEX["right_foot"]
     low[k, foot, 1] = (held_out.image_size[k, 1] + 10 - held_out.K[k, 1, 2]) / held_out.K[k, 1, 1] * low[k, foot, 2]
     assert not in_frame(replace(held_out, joints=low))[k]
+    # in_view: the pushed foot alone leaves the joints in view
+    view, low_view = in_view(held_out), in_view(replace(held_out, joints=low))
+    assert view[k].all() and not low_view[k, foot] and low_view[k].sum() == len(sk.JOINT_NAMES) - 1
+    assert torch.equal(in_frame(held_out), view[:, list(sk.INPUT_INDEX)].all(-1))
+    assert 0.8 < view.float().mean() < 0.95  # 10-15 % of all joints lie outside the image
 
 
 def test_the_lifter_tables_split_whole_people_from_cut_ones(held_out):
-    """score(frame=True): the two groups partition the samples; the shipped lifter meets the papers' MPJPE
-    target (70 mm, measured on 20,000 samples in docs/lifter.md) on people fully in view, and is worse on
-    people the image border cuts, whose cut-off joints it can only guess."""
+    """score(frame=True): the two groups partition the samples; the shipped lifter is worse on people the
+    image border cuts, whose cut-off joints it can only guess, and as good as on whole people on the joints
+    of theirs that are in view; over everyone below 6 m it meets the targets as docs/lifter.md reads them
+    (MPJPE over the joints in view ≤ 70 mm, MRPE ≤ 150 mm; measured there on 20,000 samples)."""
     with torch.no_grad():
         res = Lifter.load()(held_out.keypoints, held_out.mask, held_out.K)
     rows = score(Prediction(res.joints, res.root), held_out, frame=True)
@@ -101,3 +108,8 @@ def test_the_lifter_tables_split_whole_people_from_cut_ones(held_out):
     assert rows["< 3 m"]["n"] + rows["3–6 m"]["n"] == near["n"] > near_whole["n"] > 0
     mrpe_bands = (rows["< 3 m"]["MRPE"] * rows["< 3 m"]["n"] + rows["3–6 m"]["MRPE"] * rows["3–6 m"]["n"]) / near["n"]
     assert abs(near["MRPE"] - mrpe_bands) < 1e-3 * near["MRPE"]
+    # MPJPE in view: the whole people's joints are (nearly) all in view; the cut people's error is in the
+    # joints the border cut off
+    assert abs(whole["MPJPE in view"] - whole["MPJPE"]) < 0.5
+    assert cut["MPJPE in view"] < whole["MPJPE"] + 3 < cut["MPJPE"] - 10, rows
+    assert near["MPJPE in view"] < 70 and near["MRPE"] < 150, near
