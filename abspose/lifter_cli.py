@@ -10,6 +10,24 @@ from pathlib import Path
 
 from .cli import command
 
+
+def _at_least(low: int, why: str = ""):
+    """argparse type: an int >= ``low`` (the message says why)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}{f' ({why})' if why else ''}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
+    return parse
+
+
+STEPS = _at_least(3, "the one-cycle schedule needs a warm-up and a decay step")
+BATCH = _at_least(2, "batch norm needs two samples")
+COUNT = _at_least(1)
+
 ABLATIONS = {
     # name: (TrainConfig changes, LifterConfig changes)
     "reference (short)": ({}, {}),
@@ -47,9 +65,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     _data_args(p)
     p.add_argument("--output", "-o", default="lifter.safetensors", help="checkpoint to write (safetensors)")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps (default {d.steps})")
-    p.add_argument("--batch", type=int, default=d.batch, help=f"samples per step (default {d.batch})")
-    p.add_argument("--width", type=int, default=d.model.width, help=f"MLP width (default {d.model.width})")
+    p.add_argument("--steps", type=STEPS, default=d.steps, help=f"optimizer steps (default {d.steps})")
+    p.add_argument("--batch", type=BATCH, default=d.batch, help=f"samples per step (default {d.batch})")
+    p.add_argument("--width", type=COUNT, default=d.model.width, help=f"MLP width (default {d.model.width})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--fp32", action="store_true", help="float32 throughout (default: bf16 autocast, hidden layers)")
     p.add_argument("--fast-optimizer", action="store_true",
@@ -60,9 +78,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 @command("train-lifter", "train the 3D lifter on the shared CMU mocap (reproduces the shipped model)", _train_args)
 def _train(args: argparse.Namespace) -> int:
+    import torch
+
     from .dataset import load_mocap_set
     from .train import TrainConfig, train
 
+    if args.fast_optimizer:  # before the first parallel op: the worker threads take the mode they start with
+        torch.set_flush_denormal(True)
     data = load_mocap_set(args.data)
     d = TrainConfig()
     cfg = replace(d, steps=args.steps, batch=args.batch, seed=args.seed, bf16=d.bf16 and not args.fp32,
@@ -79,10 +101,10 @@ def _train(args: argparse.Namespace) -> int:
 def _eval_args(p: argparse.ArgumentParser) -> None:
     _data_args(p)
     p.add_argument("--weights", default=None, help="lifter checkpoint (default: the shipped one)")
-    p.add_argument("--samples", type=int, default=20000, help="held-out samples (default 20000)")
+    p.add_argument("--samples", type=COUNT, default=20000, help="held-out samples (default 20000)")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--ablations", action="store_true", help="also train and score the ablation models")
-    p.add_argument("--ablation-steps", type=int, default=2000, help="training steps per ablation (default 2000)")
+    p.add_argument("--ablation-steps", type=STEPS, default=2000, help="training steps per ablation (default 2000)")
     p.add_argument("--only", default="", help="train only the ablations whose name contains this text")
     p.add_argument("--diagnostics", action="store_true",
                    help="also score the shipped lifter on the same samples without flip averaging, and with clean 2D "
@@ -90,7 +112,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", default=None, help="also write the markdown table to this file")
     p.add_argument("--depth", action="store_true",
                    help="depth mode: rendered RGB-D scenes through depth readout and fusion, vs monocular")  # fmt: skip
-    p.add_argument("--scenes", type=int, default=1500, help="rendered scenes in depth mode (default 1500)")
+    p.add_argument("--scenes", type=COUNT, default=1500, help="rendered scenes in depth mode (default 1500)")
 
 
 def _eval_depth(args: argparse.Namespace, val) -> str:

@@ -36,10 +36,10 @@ def test_eval_lifter_prints_the_table(tmp_path):
     mixture, clean = rows["lifter (shipped)"], rows["lifter (shipped), clean 2D (diagnostic)"]
     gauss = rows["lifter (shipped), Gaussian 2D errors only, no outliers (diagnostic)"]
     assert clean + 5 < gauss < mixture < rows["lifter (shipped), no flip averaging (diagnostic)"], rows
-    # over the joints the detector gave, the error is smaller than over all (missed ones are guessed)
+    # over the joints in view, the error is smaller than over all (cut-off ones are guessed)
     header = r.stdout.splitlines()[2].split(" | ")
     shipped = next(line for line in r.stdout.splitlines() if line.startswith("| lifter (shipped) |")).split(" | ")
-    assert header[1:3] == ["MPJPE", "MPJPE seen"]
+    assert header[1:3] == ["MPJPE", "MPJPE in view"]
     assert float(shipped[2]) < float(shipped[1]) - 3, shipped
 
 
@@ -48,8 +48,18 @@ def test_errors_name_the_file(tmp_path):
     bad.write_text("not a checkpoint")
     r = _abspose("eval-lifter", "--data", str(DATA), "--weights", str(bad), "--samples", "10")
     assert r.returncode == 2 and "bad.safetensors" in r.stderr
-    r = _abspose("train-lifter", "--data", str(tmp_path / "nowhere"), "--steps", "1")
+    r = _abspose("train-lifter", "--data", str(tmp_path / "nowhere"), "--steps", "3")
     assert r.returncode == 2 and "nowhere" in r.stderr
+    # counts too small to run name the argument and the limit (two steps crashed the LR schedule)
+    for args, limit in (
+        (("--steps", "2"), "at least 3"),
+        (("--batch", "1"), "at least 2"),
+        (("--width", "0"), "at least 1"),
+    ):
+        r = _abspose("train-lifter", "--data", str(DATA), *args)
+        assert r.returncode == 2 and f"argument {args[0]}: must be {limit}" in r.stderr, r.stderr
+    r = _abspose("eval-lifter", "--samples", "0")
+    assert r.returncode == 2 and "argument --samples: must be at least 1, got 0" in r.stderr, r.stderr
 
 
 def test_eval_lifter_depth_mode_prints_depth_vs_monocular(tmp_path):

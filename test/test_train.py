@@ -40,6 +40,13 @@ def test_ablation_switches_train(splits):
     assert torch.isfinite(torch.tensor(metrics["mpjpe_mm"]))
 
 
+@pytest.mark.parametrize("change", [{"steps": 2}, {"batch": 1}])
+def test_too_few_steps_or_samples_are_refused_before_training(splits, change):
+    # two steps used to crash inside the one-cycle LR schedule (a division by zero)
+    with pytest.raises(ValueError, match=f"{next(iter(change))} {next(iter(change.values()))} "):
+        train(*splits, replace(TrainConfig(model=LifterConfig(width=32)), **change), progress=False)
+
+
 def test_fast_optimizer_learns_reproducibly_and_restores_denormals(splits):
     tiny = torch.tensor([1e-39])  # a denormal float32
     if not torch.set_flush_denormal(False):
