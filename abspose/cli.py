@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,6 +26,26 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
         return run
 
     return register
+
+
+def number(kind: type = int, low: float = -math.inf, high: float = math.inf, why: str = "", open_low: bool = False,
+           open_high: bool = False) -> Callable[[str], float]:  # fmt: skip
+    """argparse type: a ``kind`` (int or float) within [low, high] (bounds excluded where ``open_*``); the
+    error names the limit and, with ``why``, the reason."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not (low < value if open_low else low <= value) or not (value < high if open_high else value <= high):
+            lo, hi = "(" if open_low else "[", ")" if open_high else "]"
+            if high < math.inf:
+                bounds = f"in {lo}{low:g}, {high:g}{hi}"
+            else:
+                bounds = f"{'greater than' if open_low else 'at least'} {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}{f' ({why})' if why else ''}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+    return parse
 
 
 @command("version", "print the versions of abspose, torch and the devices torch can use")

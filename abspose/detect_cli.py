@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import command
+from .cli import command, number
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -28,8 +28,8 @@ def _detect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, help="write keypoints of every image to this JSON file")
     p.add_argument("--overlay", type=Path, help="overlay picture (one image) or folder for overlays (several)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
-    p.add_argument("--max-people", type=int, default=0, help="at most this many people per image (0: all)")
-    p.add_argument("--min-score", type=float, default=0.5, help="person detector threshold")
+    p.add_argument("--max-people", type=number(int, 0), default=0, help="at most this many people per image (0: all)")
+    p.add_argument("--min-score", type=number(float, 0, 1), default=0.5, help="person detector threshold")
 
 
 @command("detect", "2D keypoints of every person in images (BlazePose in torch)", _detect_args)

@@ -8,25 +8,12 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from .cli import command
+from .cli import command, number
 
+STEPS = number(int, 3, why="the one-cycle schedule needs a warm-up and a decay step")
+BATCH = number(int, 2, why="batch norm needs two samples")
+COUNT = number(int, 1)
 
-def _at_least(low: int, why: str = ""):
-    """argparse type: an int >= ``low`` (the message says why)."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}{f' ({why})' if why else ''}, got {value}")
-        return value
-
-    parse.__name__ = "int"  # argparse names the type in "invalid int value: 'x'"
-    return parse
-
-
-STEPS = _at_least(3, "the one-cycle schedule needs a warm-up and a decay step")
-BATCH = _at_least(2, "batch norm needs two samples")
-COUNT = _at_least(1)
 
 ABLATIONS = {
     # name: (TrainConfig changes, LifterConfig changes)

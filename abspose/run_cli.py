@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import command
+from .cli import command, number
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -39,8 +39,15 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--camera-info", type=Path, help="CameraInfo as YAML (ROS calibration) or JSON")
     for k in ("fx", "fy", "cx", "cy"):
         g.add_argument(f"--{k}", type=float)
-    g.add_argument("--hfov", type=float, default=60.0, help="horizontal field of view assumed without intrinsics")
-    g.add_argument("--fps", type=float, default=10.0, help="stamp rate for a sequence of image files")
+    g.add_argument(
+        "--hfov",
+        type=number(float, 0, 180, open_low=True, open_high=True),
+        default=60.0,
+        help="horizontal field of view assumed without intrinsics",
+    )
+    g.add_argument(
+        "--fps", type=number(float, 0, open_low=True), default=10.0, help="stamp rate for a sequence of image files"
+    )
     g.add_argument("--frame-id", default="camera_optical_frame", help="frame_id of videos and images")
     p.add_argument("--copy-inputs", action="store_true", help="also write the input image and camera info")
     p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
@@ -78,10 +85,10 @@ def run_command(args: argparse.Namespace) -> int:
         camera = None
         if args.camera_info:
             camera = load_camera_info(args.camera_info)
-        elif args.fx:
-            missing = [k for k in ("fy", "cx", "cy") if getattr(args, k) is None]
+        elif any(getattr(args, k) is not None for k in ("fx", "fy", "cx", "cy")):
+            missing = [k for k in ("fx", "fy", "cx", "cy") if getattr(args, k) is None]
             if missing:
-                raise ValueError(f"--fx needs --{', --'.join(missing)} as well")
+                raise ValueError(f"--fx, --fy, --cx, --cy go together; missing --{', --'.join(missing)}")
             camera = (args.fx, args.fy, args.cx, args.cy)
         frames = file_frames(args.inputs, camera, args.fps, args.frame_id, T, args.hfov,
                              warn=lambda text: log("intrinsics", text))  # fmt: skip
@@ -92,13 +99,18 @@ def run_command(args: argparse.Namespace) -> int:
     on_result = (lambda f, r: [h(f, r) for h in (overlay, plot) if h is not None]) if overlay or plot else None
     stats = RunStats()
     progress = tqdm(frames, desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr)
+    finished = False
     try:
         run(progress, processor, out, stats, lambda kind, text: log(kind, text), on_result)
         if plot is not None:
             plot.save()
+        finished = True
     finally:
         if out is not None:
-            out.close()
+            if finished or any(out.count.values()):
+                out.close()  # a failed run keeps what it wrote
+            else:
+                out.discard()
         if overlay is not None:
             overlay.close()
     ms = 1000 * np.mean(stats.seconds) if stats.seconds else float("nan")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .camera import CameraModel
+from .camera import CameraError, CameraModel
 from .inputs import stamp_ns
 from .messages import MessageTypes, typestore
 from .processor import FrameError, FrameProcessor, FrameResult
@@ -164,7 +164,10 @@ def file_frames(paths: list[Path], camera: CameraModel | tuple[float, ...] | Non
             h, w = rgb.shape[:2]
             cam = camera
             if isinstance(cam, tuple):  # fx, fy, cx, cy: the image gives the size
-                cam = CameraModel.pinhole(*cam, w, h)
+                try:
+                    cam = CameraModel.pinhole(*cam, w, h)
+                except CameraError as exc:
+                    raise InputError(f"{path}: --fx/--fy/--cx/--cy: {exc}") from exc
             elif cam is None:
                 f = 0.5 * w / np.tan(np.radians(hfov) / 2)
                 warn(
@@ -186,7 +189,9 @@ def _video(path: Path) -> tuple[Iterator[np.ndarray], float]:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise InputError(f"{path}: cannot open the video")
-    rate = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    rate = cap.get(cv2.CAP_PROP_FPS)
+    if not (np.isfinite(rate) and rate > 0):  # containers without a rate report 0 (or garbage)
+        rate = 30.0
 
     def frames() -> Iterator[np.ndarray]:
         try:
@@ -232,6 +237,12 @@ class BagOutput:
             (self.folder / f"{self.folder.name}.mcap").rename(self.path)
             shutil.rmtree(self.folder)
         return self.path
+
+    def discard(self) -> None:
+        """Close and delete the output: a run that failed before writing anything leaves no empty bag behind
+        (which would make the rerun refuse its output name)."""
+        self.writer.close()
+        shutil.rmtree(self.folder)
 
 
 @dataclass

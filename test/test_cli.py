@@ -36,3 +36,26 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     assert "torch==2.13.0" in install_and_run and "abspose" in install_and_run
     assert "pytest" in run_tests
     assert run_tests in (REPO / ".ci" / "run").read_text()
+
+
+def test_numbers_out_of_range_are_refused_with_the_argument_and_limit(capsys):
+    import pytest
+
+    from abspose.cli import build_parser
+
+    parser = build_parser()
+    cases = [
+        (["run", "x.bag", "--hfov", "180"], "argument --hfov: must be in (0, 180), got 180"),
+        (["run", "x.bag", "--fps", "0"], "argument --fps: must be greater than 0, got 0"),
+        (["detect", "x.jpg", "--min-score", "1.5"], "argument --min-score: must be in [0, 1], got 1.5"),
+        (["detect", "x.jpg", "--max-people", "-1"], "argument --max-people: must be at least 0, got -1"),
+        (["train-lifter", "--steps", "2"], "argument --steps: must be at least 3 (the one-cycle schedule"),
+        (["train-lifter", "--steps", "many"], "argument --steps: invalid int value: 'many'"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err, argv
+    # the limits themselves are accepted where they are inclusive
+    assert parser.parse_args(["detect", "x.jpg", "--min-score", "1", "--max-people", "0"]).min_score == 1.0
+    assert parser.parse_args(["run", "x.bag", "--hfov", "179.5"]).hfov == 179.5

@@ -108,3 +108,22 @@ def test_cli_errors_name_the_file(tmp_path, capsys):
     photo = data_path("images", "coco_cc_by", "coco_val2017_000000000785.jpg")
     assert main(["run", str(photo), "-o", str(existing), "-q"]) == 2
     assert "exists.mcap: output exists" in capsys.readouterr().err
+
+
+def test_bad_intrinsics_flags_fail_before_writing_and_leave_no_output(tmp_path, capsys):
+    photo = data_path("images", "coco_cc_by", "coco_val2017_000000000785.jpg")
+    out = tmp_path / "out.mcap"
+    zero = ["--fx", "0", "--fy", "0", "--cx", "0", "--cy", "0"]
+    assert main(["run", str(photo), "-o", str(out), "-q", "--device", "cpu", *zero]) == 2
+    err = capsys.readouterr().err
+    assert "coco_val2017_000000000785.jpg: --fx/--fy/--cx/--cy: focal lengths must be positive" in err, err
+    assert not out.exists() and not list(tmp_path.iterdir())  # no empty bag left to block the rerun
+    assert main(["run", str(photo), "-o", str(out), "-q", "--device", "cpu", "--cx", "320"]) == 2
+    assert "--fx, --fy, --cx, --cy go together; missing --fx, --fy, --cy" in capsys.readouterr().err
+    # a failure after some frames were written keeps them (the bag is closed properly)
+    text = tmp_path / "notes.txt"
+    text.write_text("x")
+    args = ["run", str(photo), str(text), "-o", str(out), "-q", "--device", "cpu", "-p", "tracking.confirm_hits=1"]
+    assert main(args) == 2
+    assert "notes.txt: not a bag, video" in capsys.readouterr().err
+    assert len(read_outputs(out)["/abspose/skeletons"]) == 1
