@@ -3,10 +3,10 @@
 Held-out mocap clips (the validation split of :mod:`abspose.dataset`) through random robot cameras with
 the default detector-noise mixture, seeded, so every row is scored on the same samples. Metrics in mm:
 MPJPE (root-aligned; "in view": over the joints inside the image only, as in the papers, whose subjects
-are always in view), PA-MPJPE (Procrustes), MRPE and
-its |X|, |Y|, |Z| parts, A-MPJPE (no alignment), 3DPCK@150 mm absolute (%), by the true root's distance
-band, and (``frame=True``) for the people fully in the image — the papers' setting: Human3.6M's subjects
-are always in view — apart from the people the image border cuts.
+are always in view), PA-MPJPE (Procrustes), MRPE and its |X|, |Y|, |Z| parts, A-MPJPE (no alignment),
+3DPCK@150 mm absolute (%), by the true root's distance band, and (``frame=True``) for the people fully in
+the image — the papers' setting: Human3.6M's subjects are always in view — apart from the people the image
+border cuts.
 
 Depth mode (:func:`depth_inputs`, :func:`depth_predictions`): the same people in rendered RGB-D scenes
 (:mod:`abspose.scenes`) through the node's own depth path: 16UC1 image -> :func:`depth.read_registered`
