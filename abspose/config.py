@@ -7,6 +7,7 @@ the core's config objects. Units: seconds, metres, pixels, Hz.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,21 @@ DEFAULTS: dict[str, Any] = {
     "warn_period": 5.0,  # s between repeats of the same warning
 }
 
+# Allowed values: numbers within [low, high] ("> 0": zero excluded), strings from a list. A value outside
+# would run without error and publish nonsense (a zero One-Euro cut-off freezes every skeleton; a
+# confidence threshold above 1 hides everyone), so it is refused like a wrong type.
+_ANY, _POSITIVE, _UNIT = (0.0, math.inf), (0.0, math.inf, "> 0"), (0.0, 1.0)
+LIMITS: dict[str, tuple] = {
+    "sync_slop": _ANY, "depth_slop": _ANY, "queue_size": (1, math.inf),
+    "detector.min_score": _UNIT, "detector.max_people": _ANY, "detector.detect_every": _ANY,
+    "min_keypoint_confidence": _UNIT, "depth.scale": _ANY, "depth.noise_k": _ANY,
+    "tracking.max_distance": _POSITIVE, "tracking.min_iou": _UNIT, "tracking.confirm_hits": _ANY,
+    "tracking.max_age": _ANY, "smoothing.min_cutoff": _POSITIVE, "smoothing.beta": _ANY,
+    "smoothing.d_cutoff": _POSITIVE, "publish.marker_lifetime": _ANY, "diagnostics_period": _POSITIVE,
+    "warn_period": _ANY,
+}  # fmt: skip
+CHOICES: dict[str, tuple[str, ...]] = {"qos": ("sensor_data", "reliable")}
+
 
 class ConfigError(ValueError):
     """A parameter file or value that cannot be used; the message names the file and the key."""
@@ -102,8 +118,21 @@ def check(params: dict[str, Any], where: str = "parameters") -> dict[str, Any]:
             value = float(value)
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise ConfigError(f"{where}: '{name}' must be {want.__name__}, got {value!r}")
+        _check_range(name, value, where)
         merged[name] = value
     return merged
+
+
+def _check_range(name: str, value: Any, where: str) -> None:
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ConfigError(f"{where}: '{name}' must be one of {', '.join(CHOICES[name])}, got {value!r}")
+    if name in LIMITS:
+        low, high, *positive = LIMITS[name]
+        if math.isnan(value):
+            raise ConfigError(f"{where}: '{name}' must be a number, got {value!r}")
+        if value < low or value > high or (positive and value == low):
+            bounds = "> 0" if positive else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+            raise ConfigError(f"{where}: '{name}' must be {bounds}, got {value!r}")
 
 
 def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Parameters: the shipped YAML is the defaults table; files and overrides are checked by name and type."""
+"""Parameters: the shipped YAML is the defaults table; files and overrides are checked by name, type and range."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,23 @@ def test_bad_files_and_values_name_the_problem(tmp_path):
         config.load(none)
     with pytest.raises(config.ConfigError, match="NAME=VALUE"):
         config.parse_override("device")
+
+
+def test_values_out_of_range_are_refused_like_wrong_types():
+    # every numeric parameter has limits, and the defaults and the shipped YAML lie within them
+    numeric = {k for k, v in config.DEFAULTS.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    assert numeric == set(config.LIMITS)
+    config.check(dict(config.DEFAULTS))
+    for name, value, message in [
+        ("smoothing.min_cutoff", 0.0, "'smoothing.min_cutoff' must be > 0, got 0.0"),  # would freeze skeletons
+        ("min_keypoint_confidence", 2.0, "'min_keypoint_confidence' must be in [0, 1], got 2.0"),
+        ("queue_size", 0, "'queue_size' must be >= 1, got 0"),
+        ("tracking.max_age", -1.0, "'tracking.max_age' must be >= 0, got -1.0"),
+        ("depth.noise_k", float("nan"), "'depth.noise_k' must be a number, got nan"),
+        ("qos", "best_effort", "'qos' must be one of sensor_data, reliable, got 'best_effort'"),
+    ]:
+        with pytest.raises(config.ConfigError, match=re.escape(message)):
+            config.load(None, {name: value})
+    # the bounds themselves are allowed where inclusive; no upper bound means infinity is fine
+    params = config.load(None, {"min_keypoint_confidence": 1.0, "detector.detect_every": 0, "tracking.max_age": 1e9})
+    assert params["min_keypoint_confidence"] == 1.0 and params["detector.detect_every"] == 0
