@@ -77,8 +77,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Allowed values: numbers within [low, high] ("> 0": zero excluded), strings from a list. A value outside
-# would run without error and publish nonsense (a zero One-Euro cut-off freezes every skeleton; a
-# confidence threshold above 1 hides everyone), so it is refused like a wrong type.
+# would run without error and publish nonsense (a zero One-Euro cut-off divides by zero and holds a still
+# person's skeleton where it first was; a confidence threshold above 1 hides everyone), so it is refused
+# like a wrong type.
 _ANY, _POSITIVE, _UNIT = (0.0, math.inf), (0.0, math.inf, "> 0"), (0.0, 1.0)
 LIMITS: dict[str, tuple] = {
     "sync_slop": _ANY, "depth_slop": _ANY, "queue_size": (1, math.inf),
