@@ -76,13 +76,13 @@ DEFAULTS: dict[str, Any] = {
     "warn_period": 5.0,  # s between repeats of the same warning
 }
 
-# Allowed values: numbers within [low, high] ("> 0": zero excluded), strings from a list. A value outside
-# would run without error and publish nonsense (a zero One-Euro cut-off divides by zero and holds a still
-# person's skeleton where it first was; a confidence threshold above 1 hides everyone), so it is refused
-# like a wrong type.
-_ANY, _POSITIVE, _UNIT = (0.0, math.inf), (0.0, math.inf, "> 0"), (0.0, 1.0)
-LIMITS: dict[str, tuple] = {
-    "sync_slop": _ANY, "depth_slop": _ANY, "queue_size": (1, math.inf),
+# Allowed values: numbers within [low, high] (low excluded where the third entry is True), strings from a
+# list. A value outside would run without error and publish nonsense (a zero One-Euro cut-off divides by
+# zero and holds a still person's skeleton where it first was; a confidence threshold above 1 hides
+# everyone), so it is refused like a wrong type.
+_ANY, _POSITIVE, _UNIT = (0.0, math.inf, False), (0.0, math.inf, True), (0.0, 1.0, False)
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    "sync_slop": _ANY, "depth_slop": _ANY, "queue_size": (1, math.inf, False),
     "detector.min_score": _UNIT, "detector.max_people": _ANY, "detector.detect_every": _ANY,
     "min_keypoint_confidence": _UNIT, "depth.scale": _ANY, "depth.noise_k": _ANY,
     "tracking.max_distance": _POSITIVE, "tracking.min_iou": _UNIT, "tracking.confirm_hits": _ANY,
@@ -128,11 +128,11 @@ def _check_range(name: str, value: Any, where: str) -> None:
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"{where}: '{name}' must be one of {', '.join(CHOICES[name])}, got {value!r}")
     if name in LIMITS:
-        low, high, *positive = LIMITS[name]
+        low, high, low_excluded = LIMITS[name]
         if math.isnan(value):
             raise ConfigError(f"{where}: '{name}' must be a number, got {value!r}")
-        if value < low or value > high or (positive and value == low):
-            bounds = "> 0" if positive else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
+        if value < low or value > high or (low_excluded and value == low):
+            bounds = f"> {low:g}" if low_excluded else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
             raise ConfigError(f"{where}: '{name}' must be {bounds}, got {value!r}")
 
 

@@ -100,8 +100,9 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS, frame: bool = Fa
     """Per band, the COLUMNS (mm, or % for PCK) averaged over the samples in it; with ``frame``, also per
     FRAME_GROUPS (all distances) and per TARGET_GROUPS (everyone, and people fully in view, below 6 m)."""
     gt_root = batch.joints[:, sk.PELVIS]
+    view = in_view(batch)
     per = {
-        "MPJPE": mpjpe(pred.joints, batch.joints), "MPJPE in view": mpjpe(pred.joints, batch.joints, in_view(batch)),
+        "MPJPE": mpjpe(pred.joints, batch.joints), "MPJPE in view": mpjpe(pred.joints, batch.joints, view),
         "PA-MPJPE": pa_mpjpe(pred.joints, batch.joints),
         "MRPE": mrpe(pred.root, gt_root), "MRPE X": (pred.root[:, 0] - gt_root[:, 0]).abs(),
         "MRPE Y": (pred.root[:, 1] - gt_root[:, 1]).abs(), "MRPE Z": (pred.root[:, 2] - gt_root[:, 2]).abs(),
@@ -115,7 +116,7 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS, frame: bool = Fa
     dist = gt_root.norm(dim=-1)
     groups = {band: (dist >= lo) & (dist < hi) for band, lo, hi in bands}
     if frame:
-        whole = in_frame(batch)
+        whole = view[:, IN.to(view.device)].all(-1)  # in_frame without projecting again
         near = dist < 6.0
         groups |= {FRAME_GROUPS[0]: whole, FRAME_GROUPS[1]: ~whole, TARGET_GROUPS[0]: near,
                    TARGET_GROUPS[1]: whole & near}  # fmt: skip
