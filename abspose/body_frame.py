@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from . import skeleton as sk
+from abspose import skeleton as sk
 
 _L = [sk.JOINT_INDEX["left_hip"], sk.JOINT_INDEX["left_shoulder"]]
 _R = [sk.JOINT_INDEX["right_hip"], sk.JOINT_INDEX["right_shoulder"]]

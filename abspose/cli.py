@@ -7,7 +7,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
+from abspose import __version__
 
 # Subcommands register here: name -> (help, add_arguments(parser), run(args) -> exit code).
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -15,7 +15,12 @@ COMMANDS: dict[str, Command] = {}
 
 
 # Modules whose import registers more subcommands.
-_COMMAND_MODULES = ("abspose.detect_cli", "abspose.lifter_cli", "abspose.run_cli")
+_COMMAND_MODULES = (
+    "abspose.detect_cli",
+    "abspose.models.weights_cli",
+    "abspose.training.lifter_cli",
+    "abspose.ros.run_cli",
+)
 
 
 def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> Callable:
@@ -28,8 +33,14 @@ def command(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPars
     return register
 
 
-def number(kind: type = int, low: float = -math.inf, high: float = math.inf, why: str = "", open_low: bool = False,
-           open_high: bool = False) -> Callable[[str], float]:  # fmt: skip
+def number(
+    kind: type = int,
+    low: float = -math.inf,
+    high: float = math.inf,
+    why: str = "",
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Callable[[str], float]:
     """argparse type: a ``kind`` (int or float) within [low, high] (bounds excluded where ``open_*``); the
     error names the limit and, with ``why``, the reason."""
 

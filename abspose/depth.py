@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import skeleton as sk
-from .camera import CameraModel
+from abspose import skeleton as sk
+from abspose.camera import CameraModel
 
 # encoding -> metres per unit
 DEPTH_ENCODINGS: dict[str, float] = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0}
@@ -91,8 +91,9 @@ class Readout:
     torso_sigma: torch.Tensor | None = None
 
 
-def depth_to_metres(image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None,
-                    device: str | torch.device = "cpu") -> torch.Tensor:  # fmt: skip
+def depth_to_metres(
+    image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """Depth image [H, W] -> float32 metres on ``device``, NaN where invalid (0, NaN, inf, negative)."""
     if encoding not in DEPTH_ENCODINGS:
         raise DepthError(f"unsupported depth encoding '{encoding}' (supported: {', '.join(DEPTH_ENCODINGS)})")
@@ -119,8 +120,9 @@ def depth_pixels(keypoints: torch.Tensor, color: CameraModel, depth: CameraModel
     return depth.project(rays, distort=True)
 
 
-def register_depth(depth_m: torch.Tensor, depth_cam: CameraModel, color_cam: CameraModel, rotation: np.ndarray,
-                   translation: np.ndarray) -> torch.Tensor:  # fmt: skip
+def register_depth(
+    depth_m: torch.Tensor, depth_cam: CameraModel, color_cam: CameraModel, rotation: np.ndarray, translation: np.ndarray
+) -> torch.Tensor:
     """Unregistered depth [Hd, Wd] (m) -> depth in the colour camera's raw image [Hc, Wc] (m, NaN = none).
 
     ``rotation`` [3, 3] and ``translation`` [3] map points from the depth optical frame to the colour one
@@ -164,8 +166,14 @@ def _sample(depth_m: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
 TORSO_CORNERS = tuple(sk.JOINT_INDEX[n] for n in ("left_shoulder", "right_shoulder", "right_hip", "left_hip"))
 
 
-def torso_plane(depth_m: torch.Tensor, pixels: torch.Tensor, rays: torch.Tensor, ok: torch.Tensor,
-                ref: torch.Tensor, cfg: DepthConfig) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def torso_plane(
+    depth_m: torch.Tensor,
+    pixels: torch.Tensor,
+    rays: torch.Tensor,
+    ok: torch.Tensor,
+    ref: torch.Tensor,
+    cfg: DepthConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Front plane of each person's torso: unit normal [N, 3] (camera frame, facing the camera; NaN = none)
     and its angular σ [N] (rad). ``pixels`` [N, J, 2] raw depth pixels, ``rays`` [N, J, 2] normalized ideal
     coordinates of the same keypoints, ``ok`` [N, J] usable, ``ref`` [N] the torso depth (m)."""
@@ -200,8 +208,14 @@ def torso_plane(depth_m: torch.Tensor, pixels: torch.Tensor, rays: torch.Tensor,
     return torch.where(good[:, None], normal, float("nan")), torch.where(good, sigma, float("nan"))
 
 
-def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, cfg: DepthConfig | None = None,
-               focal: float | None = None, rays: torch.Tensor | None = None) -> Readout:  # fmt: skip
+def read_depth(
+    depth_m: torch.Tensor,
+    pixels: torch.Tensor,
+    mask: torch.Tensor,
+    cfg: DepthConfig | None = None,
+    focal: float | None = None,
+    rays: torch.Tensor | None = None,
+) -> Readout:
     """Per-joint surface depth from depth [H, W] (m, NaN invalid) at ``pixels`` [N, J, 2] (raw depth-image
     pixels, J = NUM_JOINTS) for joints with ``mask`` [N, J]. All people and joints in one pass. ``focal``:
     the depth image's f (px), to report the patch size in normalized coordinates. ``rays`` [N, J, 2]: the
@@ -212,8 +226,7 @@ def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, 
     if n == 0:
         empty = torch.zeros(0, j, device=dev)
         planes = (torch.zeros(0, 3, device=dev), torch.zeros(0, device=dev)) if rays is not None else (None, None)
-        return Readout(empty, empty, empty.bool(), torch.zeros(0, device=dev) if focal else None, cfg.quantile,
-                       *planes)  # fmt: skip
+        return Readout(empty, empty, empty.bool(), torch.zeros(0, device=dev) if focal else None, cfg.quantile, *planes)
     px = pixels.to(dev, torch.float32)
     ok = mask.to(dev) & torch.isfinite(px).all(-1)
     m = ok.float()[..., None]
@@ -241,13 +254,21 @@ def read_depth(depth_m: torch.Tensor, pixels: torch.Tensor, mask: torch.Tensor, 
     nan = torch.full_like(surface, float("nan"))
     patch = half[:, 0] / focal if focal else None
     planes = torso_plane(depth_m, px, rays.to(dev, torch.float32), ok, ref, cfg) if rays is not None else (None, None)
-    return Readout(torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid, patch, cfg.quantile,
-                   *planes)  # fmt: skip
+    return Readout(
+        torch.where(valid, surface, nan), torch.where(valid, sigma, nan), valid, patch, cfg.quantile, *planes
+    )
 
 
-def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel, depth: np.ndarray | torch.Tensor,
-                    encoding: str | None, depth_camera: CameraModel | None, cfg: DepthConfig | None = None,
-                    device: str | torch.device = "cpu") -> Readout:  # fmt: skip
+def read_registered(
+    ideal: torch.Tensor,
+    usable: torch.Tensor,
+    camera: CameraModel,
+    depth: np.ndarray | torch.Tensor,
+    encoding: str | None,
+    depth_camera: CameraModel | None,
+    cfg: DepthConfig | None = None,
+    device: str | torch.device = "cpu",
+) -> Readout:
     """Readouts for ideal colour keypoints [N, J, 2] (``usable`` [N, J]) from a depth image registered to the
     colour camera: the colour image's size, or its own ``depth_camera`` (another resolution / binning).
     ``encoding`` None: 16UC1 for uint16 pixels, else 32FC1."""
@@ -258,8 +279,10 @@ def read_registered(ideal: torch.Tensor, usable: torch.Tensor, camera: CameraMod
     dh, dw = dm.shape
     if (dw, dh) != dcam.image_size:
         if depth_camera is None:
-            raise DepthError(f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
-                             f"{camera.image_size[1]}: give the depth CameraInfo")  # fmt: skip
+            raise DepthError(
+                f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
+                f"{camera.image_size[1]}: give the depth CameraInfo"
+            )
         dcam.check_image(dw, dh)
     px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
     kc = torch.as_tensor(camera.K, dtype=torch.float32, device=ideal.device)

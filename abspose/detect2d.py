@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import skeleton
-from .blazepose_weights import load_graph
-from .image import tensor_to_rgb8, to_rgb_tensor
+from abspose import skeleton
+from abspose.image import tensor_to_rgb8, to_rgb_tensor
+from abspose.models.blazepose_weights import load_graph
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256

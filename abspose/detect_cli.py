@@ -1,4 +1,4 @@
-"""`abspose detect` and `abspose weights`: 2D keypoints of every person in image files."""
+"""`abspose detect`: 2D keypoints of every person in image files."""
 
 from __future__ import annotations
 
@@ -9,18 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import command, number
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 HxWx3 from an image file; ValueError naming the file when it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ValueError(f"{path}: cannot read image ({exc})") from exc
+from abspose.cli import command, number
+from abspose.image import read_image
 
 
 def _detect_args(p: argparse.ArgumentParser) -> None:
@@ -34,9 +24,9 @@ def _detect_args(p: argparse.ArgumentParser) -> None:
 
 @command("detect", "2D keypoints of every person in images (BlazePose in torch)", _detect_args)
 def detect(args: argparse.Namespace) -> int:
-    from . import skeleton
-    from .detect2d import BlazePose, Options
-    from .overlay import draw_skeletons
+    from abspose import skeleton
+    from abspose.detect2d import BlazePose, Options
+    from abspose.overlay import draw_skeletons
 
     model = BlazePose(args.device, options=Options(max_people=args.max_people, min_detection_score=args.min_score))
     results, failed = [], 0
@@ -51,15 +41,30 @@ def detect(args: argparse.Namespace) -> int:
         people = []
         for i in range(len(poses)):
             kp, conf = poses.keypoints[i].numpy(), poses.confidence[i].numpy()
-            people.append({
-                "score": round(float(poses.score[i]), 4),
-                "roi": dict(zip(("cx", "cy", "side", "angle"), poses.rois[i].round(decimals=3).tolist(), strict=True)),
-                "keypoints": {n: None if not np.isfinite(kp[j]).all() else [round(float(kp[j, 0]), 2),
-                              round(float(kp[j, 1]), 2), round(float(conf[j]), 3)]
-                              for j, n in enumerate(skeleton.JOINT_NAMES)},
-                "blazepose": np.concatenate([poses.landmarks[i].numpy(), poses.visibility[i].numpy()[:, None],
-                                             poses.presence[i].numpy()[:, None]], axis=1).round(3).tolist(),
-            })  # fmt: skip
+            people.append(
+                {
+                    "score": round(float(poses.score[i]), 4),
+                    "roi": dict(
+                        zip(("cx", "cy", "side", "angle"), poses.rois[i].round(decimals=3).tolist(), strict=True)
+                    ),
+                    "keypoints": {
+                        n: None
+                        if not np.isfinite(kp[j]).all()
+                        else [round(float(kp[j, 0]), 2), round(float(kp[j, 1]), 2), round(float(conf[j]), 3)]
+                        for j, n in enumerate(skeleton.JOINT_NAMES)
+                    },
+                    "blazepose": np.concatenate(
+                        [
+                            poses.landmarks[i].numpy(),
+                            poses.visibility[i].numpy()[:, None],
+                            poses.presence[i].numpy()[:, None],
+                        ],
+                        axis=1,
+                    )
+                    .round(3)
+                    .tolist(),
+                }
+            )
         results.append({"image": str(path), "width": img.shape[1], "height": img.shape[0], "people": people})
         print(f"{path}: {len(people)} people")
         if args.overlay:
@@ -70,25 +75,11 @@ def detect(args: argparse.Namespace) -> int:
             labels = [f"{p['score']:.2f}" for p in people]
             draw_skeletons(img, poses.keypoints.numpy(), poses.confidence.numpy(), labels).save(out)
     if args.json:
-        doc = {"joint_names": list(skeleton.JOINT_NAMES), "blazepose_columns": ["u", "v", "visibility", "presence"],
-               "units": "pixels of each image", "images": results}  # fmt: skip
+        doc = {
+            "joint_names": list(skeleton.JOINT_NAMES),
+            "blazepose_columns": ["u", "v", "visibility", "presence"],
+            "units": "pixels of each image",
+            "images": results,
+        }
         args.json.write_text(json.dumps(doc, indent=1))
     return 2 if failed else 0
-
-
-def _weights_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--source", type=Path, help="a mediapipe 0.10.21 wheel, or a folder with one (default: search)")
-    p.add_argument("--no-download", action="store_true", help="never run pip download")
-
-
-@command("weights", "convert BlazePose's weights from the mediapipe 0.10.21 wheel into the cache", _weights_args)
-def weights(args: argparse.Namespace) -> int:
-    from .blazepose_weights import WeightsError, ensure
-
-    try:
-        paths = ensure(args.source, download=not args.no_download)
-    except WeightsError as exc:
-        raise ValueError(str(exc)) from exc
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import skeleton as sk
-from .depth import Readout
-from .lifter import Lifter, lift
-from .surface import readout_offsets
+from abspose import skeleton as sk
+from abspose.depth import Readout
+from abspose.lifter import Lifter, lift
+from abspose.surface import readout_offsets
 
 # Skeleton.msg joint_source constants
 SOURCE_INVALID, SOURCE_DEPTH, SOURCE_LIFTED, SOURCE_FUSED = 0, 1, 2, 3
@@ -94,8 +94,14 @@ class Fused:
     scale: torch.Tensor
 
 
-def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tensor, K: torch.Tensor,
-         readout: Readout | None, cfg: FuseConfig | None = None) -> Fused:  # fmt: skip
+def fuse(
+    lifted: torch.Tensor,
+    lifted_sigma: torch.Tensor,
+    keypoints: torch.Tensor,
+    K: torch.Tensor,
+    readout: Readout | None,
+    cfg: FuseConfig | None = None,
+) -> Fused:
     """lifted [N, J, 3] m and its expected error [N, J] m; keypoints [N, J, 2] ideal colour pixels; K [3, 3]
     (or [N, 3, 3]) of the colour camera; readout (surface depth per joint) or None (monocular: all LIFTED)."""
     cfg = cfg or FuseConfig()
@@ -162,8 +168,9 @@ def fuse(lifted: torch.Tensor, lifted_sigma: torch.Tensor, keypoints: torch.Tens
     model_err = (gain * cfg.offset_sigma)[:, None] * z_all / z_p
     unc = torch.where(use[:, None], torch.sqrt((var_j - explained).clamp(min=0) + model_err**2), eps)
     depth_only = ok_d & ~ok_l
-    joints = torch.where(depth_only[..., None], torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z_d[..., None],
-                         joints)  # fmt: skip
+    joints = torch.where(
+        depth_only[..., None], torch.cat([xy, torch.ones_like(xy[..., :1])], -1) * z_d[..., None], joints
+    )
     unc = torch.where(depth_only, readout.sigma.to(dev, dt), unc)
     source = torch.where(fused, SOURCE_FUSED, torch.where(depth_only, SOURCE_DEPTH, source)).to(torch.uint8)
     unc = torch.where(source == SOURCE_INVALID, nan, unc)
@@ -177,8 +184,12 @@ def orient(lifted: torch.Tensor, normal: torch.Tensor, normal_sigma: torch.Tenso
     exceeds the gate, either normal is missing or the lifted torso is seen edge-on. The pelvis stays."""
     p, neck = lifted[:, sk.PELVIS], lifted[:, sk.JOINT_INDEX["neck"]]
     axis = torch.nn.functional.normalize(neck - p, dim=-1)
-    lateral = (lifted[:, sk.JOINT_INDEX["left_hip"]] - lifted[:, sk.JOINT_INDEX["right_hip"]]
-               + lifted[:, sk.JOINT_INDEX["left_shoulder"]] - lifted[:, sk.JOINT_INDEX["right_shoulder"]])  # fmt: skip
+    lateral = (
+        lifted[:, sk.JOINT_INDEX["left_hip"]]
+        - lifted[:, sk.JOINT_INDEX["right_hip"]]
+        + lifted[:, sk.JOINT_INDEX["left_shoulder"]]
+        - lifted[:, sk.JOINT_INDEX["right_shoulder"]]
+    )
     own = torch.cross(lateral, axis, dim=-1)
     own = torch.where(((own * p).sum(-1) > 0)[:, None], -own, own)  # the side that faces the camera
     a = own - (own * axis).sum(-1, keepdim=True) * axis  # both normals in the plane across the spine
@@ -199,8 +210,9 @@ def orient(lifted: torch.Tensor, normal: torch.Tensor, normal_sigma: torch.Tenso
     return torch.where(ok[:, None, None], turned + p[:, None], lifted)
 
 
-def surface_offsets(lifted: torch.Tensor, readout: Readout, cfg: FuseConfig,
-                    centres: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def surface_offsets(
+    lifted: torch.Tensor, readout: Readout, cfg: FuseConfig, centres: torch.Tensor | None = None
+) -> torch.Tensor:
     """How far behind its readout each joint lies [N, J] (m): from the lifted body where possible, cast along
     the rays where the readouts looked (``centres`` [N, J, 2], normalized keypoints)."""
     radius = torch.tensor(sk.BODY_RADIUS, device=lifted.device, dtype=lifted.dtype).expand(lifted.shape[:2])
@@ -211,9 +223,16 @@ def surface_offsets(lifted: torch.Tensor, readout: Readout, cfg: FuseConfig,
     return torch.where(torch.isfinite(off), off.clamp(0.0, 0.5), radius)
 
 
-def lift_with_depth(lifter: Lifter, keypoints: torch.Tensor, confidence: torch.Tensor, K: torch.Tensor,
-                    readout: Readout | None, threshold: float = 0.5, features: bool = True,
-                    cfg: FuseConfig | None = None) -> Fused:  # fmt: skip
+def lift_with_depth(
+    lifter: Lifter,
+    keypoints: torch.Tensor,
+    confidence: torch.Tensor,
+    K: torch.Tensor,
+    readout: Readout | None,
+    threshold: float = 0.5,
+    features: bool = True,
+    cfg: FuseConfig | None = None,
+) -> Fused:
     """keypoints [N, 18, 2] ideal px, confidence [N, 18], K [3, 3] or [N, 3, 3], readout [N, 18] or None ->
     fused joints. With ``features``, a second lifter pass sees the readouts the first fusion accepted."""
     lifted = lift(lifter, keypoints, confidence, K, None, threshold)

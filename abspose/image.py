@@ -7,6 +7,8 @@ what is wrong; the caller logs it and skips the frame.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -78,3 +80,14 @@ def tensor_to_rgb8(rgb: torch.Tensor) -> np.ndarray:
 def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
     """Any supported image -> RGB uint8 HxWx3 numpy (for overlays)."""
     return tensor_to_rgb8(to_rgb_tensor(image, encoding))
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 HxWx3 from an image file; ValueError naming the file when it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path}: cannot read image ({exc})") from exc

@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import skeleton as sk
+from abspose import skeleton as sk
 
 J_IN = len(sk.INPUT_JOINTS)
 J_OUT = sk.NUM_JOINTS
@@ -78,8 +78,9 @@ def focal(K: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(K[:, 0, 0] * K[:, 1, 1])
 
 
-def features(keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor, depth: torch.Tensor | None,
-             cfg: LifterConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def features(
+    keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor, depth: torch.Tensor | None, cfg: LifterConfig
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Network input [B, n_features] plus u [B, 2] and σ [B] (pixels) for the reconstruction."""
     pose, u, sigma = normalize(keypoints, mask, K)
     f = focal(K)
@@ -108,9 +109,15 @@ class _Block(nn.Module):
     def __init__(self, width: int, dropout: float) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-            nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout),
-        )  # fmt: skip
+            nn.Linear(width, width),
+            nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(width, width),
+            nn.BatchNorm1d(width),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.net(x)
@@ -150,15 +157,17 @@ class Lifter(nn.Module):
             h = self.blocks(self.inp(x))
         return self.out(h.float())
 
-    def forward(self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,
-                depth: torch.Tensor | None = None) -> LiftResult:  # fmt: skip
+    def forward(
+        self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor, depth: torch.Tensor | None = None
+    ) -> LiftResult:
         if self.flip_average and not self.training:
             return self._flip_averaged(keypoints, mask, K, depth)
         x, u, sigma = features(keypoints, mask, K, depth, self.cfg)
         return self.decode(self.raw(x), u, sigma, K)
 
-    def _flip_averaged(self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor,
-                       depth: torch.Tensor | None) -> LiftResult:  # fmt: skip
+    def _flip_averaged(
+        self, keypoints: torch.Tensor, mask: torch.Tensor, K: torch.Tensor, depth: torch.Tensor | None
+    ) -> LiftResult:
         """Lift the people and their mirror images in one batch; average (mirror images mirrored back)."""
         b, p_in, p_out = keypoints.shape[0], list(sk.INPUT_FLIP_PERMUTATION), list(sk.FLIP_PERMUTATION)
         mirrored = torch.stack([2 * K[:, None, 0, 2] - keypoints[..., 0], keypoints[..., 1]], -1)[:, p_in]
@@ -197,8 +206,12 @@ class Lifter(nn.Module):
 
     # --- checkpoints -------------------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict | None = None) -> None:
-        meta = {"config": json.dumps(asdict(self.cfg)), "skeleton": sk.SKELETON_NAME,
-                "joint_names": json.dumps(sk.JOINT_NAMES), "input_joints": json.dumps(sk.INPUT_JOINTS)}  # fmt: skip
+        meta = {
+            "config": json.dumps(asdict(self.cfg)),
+            "skeleton": sk.SKELETON_NAME,
+            "joint_names": json.dumps(sk.JOINT_NAMES),
+            "input_joints": json.dumps(sk.INPUT_JOINTS),
+        }
         meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
         save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()}, str(path), metadata=meta)
 
@@ -224,8 +237,14 @@ class Lifter(nn.Module):
         return model.to(device).eval()
 
 
-def lift(model: Lifter, keypoints: torch.Tensor, confidence: torch.Tensor, K: torch.Tensor,
-         depth: torch.Tensor | None = None, threshold: float = 0.5) -> LiftResult:  # fmt: skip
+def lift(
+    model: Lifter,
+    keypoints: torch.Tensor,
+    confidence: torch.Tensor,
+    K: torch.Tensor,
+    depth: torch.Tensor | None = None,
+    threshold: float = 0.5,
+) -> LiftResult:
     """User API. keypoints [N, 17|18, 2] px (undistorted; joint-set order, spine ignored if given),
     confidence [N, 17|18], K [3, 3] or [N, 3, 3], depth [N, 17|18] m surface readouts (NaN invalid) or None.
 

@@ -5,11 +5,21 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import skeleton
+from abspose import skeleton
 
 # one colour per person, cycling (RGB)
-PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212))  # fmt: skip
+PALETTE = (
+    (230, 25, 75),
+    (60, 180, 75),
+    (255, 225, 25),
+    (0, 130, 200),
+    (245, 130, 48),
+    (145, 30, 180),
+    (70, 240, 240),
+    (240, 50, 230),
+    (210, 245, 60),
+    (250, 190, 212),
+)
 
 
 def draw_skeletons(

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .camera import CameraModel
-from .depth import DepthConfig, Readout, read_registered
-from .detect2d import BlazePose, Options
-from .fuse import FuseConfig, Fused, lift_with_depth
-from .lifter import Lifter
+from abspose.camera import CameraModel
+from abspose.depth import DepthConfig, Readout, read_registered
+from abspose.detect2d import BlazePose, Options
+from abspose.fuse import FuseConfig, Fused, lift_with_depth
+from abspose.lifter import Lifter
 
 
 @dataclass
@@ -60,8 +60,9 @@ class People:
 class Pipeline:
     """Models loaded once; call per frame."""
 
-    def __init__(self, cfg: PipelineConfig | None = None, detector: BlazePose | None = None,
-                 lifter: Lifter | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, cfg: PipelineConfig | None = None, detector: BlazePose | None = None, lifter: Lifter | None = None
+    ) -> None:
         self.cfg = cfg or PipelineConfig()
         self.device = torch.device(self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.detector = detector or BlazePose(
@@ -70,9 +71,15 @@ class Pipeline:
         self.lifter = lifter or Lifter.load(self.cfg.lifter_weights, self.device)
         self.lifter.flip_average = self.cfg.flip_average
 
-    def __call__(self, image: np.ndarray | torch.Tensor, camera: CameraModel, encoding: str | None = None,
-                 depth: np.ndarray | torch.Tensor | None = None, depth_encoding: str | None = None,
-                 depth_camera: CameraModel | None = None) -> People:  # fmt: skip
+    def __call__(
+        self,
+        image: np.ndarray | torch.Tensor,
+        camera: CameraModel,
+        encoding: str | None = None,
+        depth: np.ndarray | torch.Tensor | None = None,
+        depth_encoding: str | None = None,
+        depth_camera: CameraModel | None = None,
+    ) -> People:
         h, w = image.shape[:2]
         camera.check_image(w, h)
         poses = self.detector(image, encoding)
@@ -84,14 +91,22 @@ class Pipeline:
         if depth is not None and self.cfg.use_depth:
             readout = self.read_depth(ideal, usable, camera, depth, depth_encoding, depth_camera)
         confidence = torch.where(usable, conf, torch.zeros_like(conf))
-        fused: Fused = lift_with_depth(self.lifter, ideal, confidence, K, readout, self.cfg.min_confidence,
-                                       self.cfg.depth_features, self.cfg.fuse)  # fmt: skip
+        fused: Fused = lift_with_depth(
+            self.lifter, ideal, confidence, K, readout, self.cfg.min_confidence, self.cfg.depth_features, self.cfg.fuse
+        )
         surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
-        return People(poses.keypoints, conf, poses.score, fused.joints, fused.uncertainty, fused.source,
-                      fused.root, surface)  # fmt: skip
+        return People(
+            poses.keypoints, conf, poses.score, fused.joints, fused.uncertainty, fused.source, fused.root, surface
+        )
 
-    def read_depth(self, ideal: torch.Tensor, usable: torch.Tensor, camera: CameraModel,
-                   depth: np.ndarray | torch.Tensor, encoding: str | None,
-                   depth_camera: CameraModel | None) -> Readout:  # fmt: skip
+    def read_depth(
+        self,
+        ideal: torch.Tensor,
+        usable: torch.Tensor,
+        camera: CameraModel,
+        depth: np.ndarray | torch.Tensor,
+        encoding: str | None,
+        depth_camera: CameraModel | None,
+    ) -> Readout:
         """Readouts for ideal colour keypoints [N, J, 2] from a depth image registered to the colour camera."""
         return read_registered(ideal, usable, camera, depth, encoding, depth_camera, self.cfg.depth, self.device)

@@ -99,9 +99,21 @@ def _flip_name(name: str) -> str:
 # Body radius in front of each joint (metres): a depth camera sees skin and clothes, the joint centre lies
 # this far behind the surface (adult averages; used by depth synthesis and by the depth readout).
 BODY_RADIUS: tuple[float, ...] = tuple(
-    {"pelvis": 0.09, "hip": 0.09, "knee": 0.05, "ankle": 0.04, "foot": 0.03, "spine": 0.1, "neck": 0.06,
-     "head": 0.08, "shoulder": 0.05, "elbow": 0.04, "wrist": 0.03}[n.split("_")[-1]] for n in JOINT_NAMES
-)  # fmt: skip
+    {
+        "pelvis": 0.09,
+        "hip": 0.09,
+        "knee": 0.05,
+        "ankle": 0.04,
+        "foot": 0.03,
+        "spine": 0.1,
+        "neck": 0.06,
+        "head": 0.08,
+        "shoulder": 0.05,
+        "elbow": 0.04,
+        "wrist": 0.03,
+    }[n.split("_")[-1]]
+    for n in JOINT_NAMES
+)
 
 # FLIP_PERMUTATION[i] = index of the mirror joint of joint i (for horizontal-flip augmentation).
 FLIP_PERMUTATION: tuple[int, ...] = tuple(JOINT_INDEX[_flip_name(n)] for n in JOINT_NAMES)
@@ -110,13 +122,40 @@ INPUT_FLIP_PERMUTATION: tuple[int, ...] = tuple(INPUT_JOINTS.index(_flip_name(n)
 
 # --- BlazePose ------------------------------------------------------------------------------------
 BLAZEPOSE_LANDMARKS: tuple[str, ...] = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
-    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel", "right_heel",
-    "left_foot_index", "right_foot_index",
-)  # fmt: skip
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
 _BP = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
 _BLAZEPOSE_OWN: dict[str, tuple[str, str]] = {
     "head": ("left_ear", "right_ear"),
@@ -202,8 +241,13 @@ MOCAP_NAMES: dict[str, dict[str, str]] = {
         {"spine": "chest", "head": "head"}),
 }  # fmt: skip
 # Key joints that tell the BVH conventions apart (checked in this order).
-_CONVENTION_KEYS = {"bvh_cmu": "LeftUpLeg", "bvh_cmu_alt": "LeftHip", "bvh_daz": "lThigh", "expmap": "lhip",
-                    "asf": "lfemur"}  # fmt: skip
+_CONVENTION_KEYS = {
+    "bvh_cmu": "LeftUpLeg",
+    "bvh_cmu_alt": "LeftHip",
+    "bvh_daz": "lThigh",
+    "expmap": "lhip",
+    "asf": "lfemur",
+}
 
 
 def mocap_convention(names: Iterable[str]) -> str:

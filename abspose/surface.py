@@ -1,6 +1,6 @@
 """The body's surface as capsules around bones: what a depth camera sees of a skeleton.
 
-Used twice: :mod:`abspose.render` draws it into depth images for the evaluation, and :mod:`abspose.fuse`
+Used twice: :mod:`abspose.training.render` draws it into depth images for the evaluation, and :mod:`abspose.fuse`
 asks it how far behind the depth readout each joint of a *lifted* skeleton lies. That offset depends on
 the pose and the view, not only on the joint: seen from the front the pelvis is ≈ 9 cm behind the belly,
 seen from the side ≈ 16 cm behind the near hip's skin (more with an arm hanging in front); a hand held
@@ -24,24 +24,34 @@ from dataclasses import dataclass
 
 import torch
 
-from . import skeleton as sk
+from abspose import skeleton as sk
 
 # (end a, end b, radius m): limbs along the skeleton's bones, the torso as five columns from the hips to the
 # shoulders (the sides, the spine, and two halfway between: a flat front and back as on people, not a
 # scalloped one that tilts a plane fitted to it), the hips' and shoulders' girdles and the head. An end is
 # a joint or the midpoint of two.
 CAPSULES: tuple[tuple[str | tuple[str, str], str | tuple[str, str], float], ...] = (
-    ("left_hip", "left_knee", 0.07), ("right_hip", "right_knee", 0.07),
-    ("left_knee", "left_ankle", 0.05), ("right_knee", "right_ankle", 0.05),
-    ("left_ankle", "left_foot", 0.04), ("right_ankle", "right_foot", 0.04),
-    ("left_shoulder", "left_elbow", 0.045), ("right_shoulder", "right_elbow", 0.045),
-    ("left_elbow", "left_wrist", 0.038), ("right_elbow", "right_wrist", 0.038),
-    ("left_hip", "right_hip", 0.09), ("left_shoulder", "right_shoulder", 0.06),
-    ("left_hip", "left_shoulder", 0.08), ("right_hip", "right_shoulder", 0.08),
+    ("left_hip", "left_knee", 0.07),
+    ("right_hip", "right_knee", 0.07),
+    ("left_knee", "left_ankle", 0.05),
+    ("right_knee", "right_ankle", 0.05),
+    ("left_ankle", "left_foot", 0.04),
+    ("right_ankle", "right_foot", 0.04),
+    ("left_shoulder", "left_elbow", 0.045),
+    ("right_shoulder", "right_elbow", 0.045),
+    ("left_elbow", "left_wrist", 0.038),
+    ("right_elbow", "right_wrist", 0.038),
+    ("left_hip", "right_hip", 0.09),
+    ("left_shoulder", "right_shoulder", 0.06),
+    ("left_hip", "left_shoulder", 0.08),
+    ("right_hip", "right_shoulder", 0.08),
     (("pelvis", "left_hip"), ("neck", "left_shoulder"), 0.085),
     (("pelvis", "right_hip"), ("neck", "right_shoulder"), 0.085),
-    ("pelvis", "spine", 0.09), ("spine", "neck", 0.08), ("neck", "head", 0.06), ("head", "head", 0.09),
-)  # fmt: skip
+    ("pelvis", "spine", 0.09),
+    ("spine", "neck", 0.08),
+    ("neck", "head", 0.06),
+    ("head", "head", 0.09),
+)
 
 
 def _ends(end: str | tuple[str, str]) -> tuple[int, int]:
@@ -111,8 +121,14 @@ def hit_capsules(rd: torch.Tensor, caps: Capsules) -> torch.Tensor:
     return t.amin(-1)
 
 
-def read_body(joints: torch.Tensor, centres: torch.Tensor, patch: torch.Tensor, grid: int = 5,
-              quantile: float = 0.3, min_hits: float = 0.2) -> torch.Tensor:  # fmt: skip
+def read_body(
+    joints: torch.Tensor,
+    centres: torch.Tensor,
+    patch: torch.Tensor,
+    grid: int = 5,
+    quantile: float = 0.3,
+    min_hits: float = 0.2,
+) -> torch.Tensor:
     """The depth a patch readout sees on each person's own body, [N, K] metres (NaN where it misses).
 
     joints [N, J, 3] (camera frame, metres; one skeleton per person); centres [N, K, 2] the patches' centres
@@ -137,8 +153,9 @@ def read_body(joints: torch.Tensor, centres: torch.Tensor, patch: torch.Tensor, 
     return torch.where(enough & torch.isfinite(centres).all(-1), seen, torch.full_like(seen, float("nan")))
 
 
-def readout_offsets(joints: torch.Tensor, patch: torch.Tensor, grid: int = 5, quantile: float = 0.3,
-                    centres: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+def readout_offsets(
+    joints: torch.Tensor, patch: torch.Tensor, grid: int = 5, quantile: float = 0.3, centres: torch.Tensor | None = None
+) -> torch.Tensor:
     """How far behind its depth readout each joint lies, [N, J] metres (NaN where the patch misses the body):
     joint depth minus :func:`read_body`. joints [N, J, 3], patch [N] as there. ``centres`` [N, J, 2]: where
     the readouts looked (normalized keypoints, x/z, y/z); default the joints' own projections. With a real

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .smoothing import OneEuroConfig, OneEuroFilter
+from abspose.smoothing import OneEuroConfig, OneEuroFilter
 
 TENTATIVE, CONFIRMED, COASTING, ENDED = 0, 1, 2, 3  # = abspose_ros/msg/Skeleton TRACK_*
 _FORBIDDEN = 1e6
@@ -163,9 +163,17 @@ class Tracker:
     def _birth(self, t: float, d: int, roots: np.ndarray, boxes: np.ndarray, joints: np.ndarray) -> Track:
         n = self._new_number()
         tr = Track(
-            f"{self.cfg.id_prefix}{n}", n, TENTATIVE, roots[d].copy(), np.full(3, np.nan), joints[d].copy(),
-            boxes[d].copy(), t, detection=d, filter=OneEuroFilter(self.cfg.one_euro) if self.cfg.smoothing else None,
-        )  # fmt: skip
+            f"{self.cfg.id_prefix}{n}",
+            n,
+            TENTATIVE,
+            roots[d].copy(),
+            np.full(3, np.nan),
+            joints[d].copy(),
+            boxes[d].copy(),
+            t,
+            detection=d,
+            filter=OneEuroFilter(self.cfg.one_euro) if self.cfg.smoothing else None,
+        )
         if tr.filter is not None:
             tr.joints = tr.filter(joints[d], t)
         if self.cfg.confirm_hits <= 1:

@@ -65,7 +65,7 @@ def tasks_landmarker(num_poses: int, video: bool = False):
     from mediapipe.tasks import python as mpt
     from mediapipe.tasks.python import vision
 
-    from abspose.blazepose_weights import tasks_bundle
+    from abspose.models.blazepose_weights import tasks_bundle
 
     opts = vision.PoseLandmarkerOptions(
         base_options=mpt.BaseOptions(model_asset_buffer=tasks_bundle()),
@@ -86,7 +86,7 @@ def mediapipe_engine_per_person(image: np.ndarray, rois: np.ndarray):
     import cv2
     from tflite_runtime.interpreter import Interpreter
 
-    from abspose.blazepose_weights import find_tflite
+    from abspose.models.blazepose_weights import find_tflite
 
     it = Interpreter(model_content=find_tflite("landmark"), num_threads=os.cpu_count())
     it.allocate_tensors()
@@ -124,8 +124,10 @@ def main() -> int:
 
     imgs = frames()
     mode = "compiled" if args.compile else "eager"
-    print(f"# abspose BlazePose ({args.device}, {mode}, fp32) vs mediapipe 0.10.21 on CPU; "
-          f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# abspose BlazePose ({args.device}, {mode}, fp32) vs mediapipe 0.10.21 on CPU; "
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads\n"
+    )
     print("## Whole pipeline, real 640x480 frames, 1 person\n")
     print("| mode | ours ms/frame | mediapipe ms/frame | ratio mediapipe/ours |\n|---|---:|---:|---:|")
     for label, track in (("detector every frame (Tasks IMAGE)", False), ("tracking (Tasks VIDEO)", True)):

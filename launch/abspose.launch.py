@@ -47,20 +47,39 @@ def _node(context):
         overrides["device"] = get("device")
     if get("rviz").lower() in ("true", "1", "yes"):
         overrides["publish.debug_image"] = True  # RViz shows the 2D overlay
-    node = LifecycleNode(package="abspose_ros", executable="abspose_node", name="abspose",
-                         namespace=get("namespace"), output="screen",
-                         parameters=[LaunchConfiguration("config"), overrides])  # fmt: skip
-    rviz = Node(package="rviz2", executable="rviz2", name="abspose_rviz", output="screen",
-                arguments=["-d", PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.rviz"]),
-                           "-f", get("fixed_frame")],
-                condition=IfCondition(LaunchConfiguration("rviz")))  # fmt: skip
+    node = LifecycleNode(
+        package="abspose_ros",
+        executable="abspose_node",
+        name="abspose",
+        namespace=get("namespace"),
+        output="screen",
+        parameters=[LaunchConfiguration("config"), overrides],
+    )
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="abspose_rviz",
+        output="screen",
+        arguments=[
+            "-d",
+            PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.rviz"]),
+            "-f",
+            get("fixed_frame"),
+        ],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
     return [node, rviz]
 
 
 def generate_launch_description() -> LaunchDescription:
-    args = [DeclareLaunchArgument(name, default_value=value, description=text)
-            for name, (value, text) in ARGUMENTS.items()]  # fmt: skip
-    args.append(DeclareLaunchArgument(
-        "config", default_value=PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.yaml"]),
-        description="parameter file"))  # fmt: skip
+    args = [
+        DeclareLaunchArgument(name, default_value=value, description=text) for name, (value, text) in ARGUMENTS.items()
+    ]
+    args.append(
+        DeclareLaunchArgument(
+            "config",
+            default_value=PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.yaml"]),
+            description="parameter file",
+        )
+    )
     return LaunchDescription([*args, OpaqueFunction(function=_node)])

@@ -19,12 +19,21 @@ def data_path(*parts: str) -> Path:
     return path
 
 
-TUE_FRAMES = ("2019-05-03-12-41-38", "2019-05-03-12-42-18", "2019-05-03-12-42-25", "2019-05-03-12-42-30",
-              "2019-05-03-12-42-34")  # fmt: skip
+TUE_FRAMES = (
+    "2019-05-03-12-41-38",
+    "2019-05-03-12-42-18",
+    "2019-05-03-12-42-25",
+    "2019-05-03-12-42-30",
+    "2019-05-03-12-42-34",
+)
 
-IMAGES = ("coco_cc_by/coco_val2017_000000000785.jpg", "mediapipe_samples/business-person.png",
-          "mediapipe_samples/coupleanddog.jpeg", "mediapipe_samples/pose_landmarker_test_image.jpg",
-          "tue_people_recognition/example_group_photo.jpg")  # fmt: skip
+IMAGES = (
+    "coco_cc_by/coco_val2017_000000000785.jpg",
+    "mediapipe_samples/business-person.png",
+    "mediapipe_samples/coupleanddog.jpeg",
+    "mediapipe_samples/pose_landmarker_test_image.jpg",
+    "tue_people_recognition/example_group_photo.jpg",
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 
 from abspose import skeleton as sk
 from abspose.body_frame import body_quaternion, body_rotation
-from abspose.dataset import load_mocap_set
+from abspose.training.dataset import load_mocap_set
 
 from conftest import DATA, data_path
 

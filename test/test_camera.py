@@ -28,9 +28,13 @@ CAMERAS = {
         width=1280,
         height=720,
     ),
-    "equidistant": dict(k=[[285.7, 0, 420.6], [0, 285.8, 403.9], [0, 0, 1]],
-                        d=[-0.00481, 0.04158, -0.03912, 0.00703], width=848, height=800),
-}  # fmt: skip
+    "equidistant": dict(
+        k=[[285.7, 0, 420.6], [0, 285.8, 403.9], [0, 0, 1]],
+        d=[-0.00481, 0.04158, -0.03912, 0.00703],
+        width=848,
+        height=800,
+    ),
+}
 
 
 def make(model: str) -> CameraModel:
@@ -118,8 +122,13 @@ def test_project_and_back_project_are_inverse():
 
 def test_binning_and_roi_give_the_same_rays():
     full = make("plumb_bob")
-    info = dict(CAMERAS["plumb_bob"], distortion_model="plumb_bob", binning_x=2, binning_y=2,
-                roi=dict(x_offset=100, y_offset=40, width=400, height=320))  # fmt: skip
+    info = dict(
+        CAMERAS["plumb_bob"],
+        distortion_model="plumb_bob",
+        binning_x=2,
+        binning_y=2,
+        roi=dict(x_offset=100, y_offset=40, width=400, height=320),
+    )
     small = CameraModel.from_camera_info(info)
     assert small.image_size == (200, 160)
     uv_small = torch.tensor([[10.0, 20.0], [150.0, 120.0]], dtype=torch.float64)

@@ -14,8 +14,15 @@ J = sk.JOINT_INDEX
 
 
 def _camera(w=640, h=480, f=540.0, d=(0.0, 0.0, 0.0, 0.0, 0.0)):
-    return CameraModel.from_camera_info({"width": w, "height": h, "distortion_model": "plumb_bob", "d": list(d),
-                                         "k": [f, 0, w / 2, 0, f, h / 2, 0, 0, 1]})  # fmt: skip
+    return CameraModel.from_camera_info(
+        {
+            "width": w,
+            "height": h,
+            "distortion_model": "plumb_bob",
+            "d": list(d),
+            "k": [f, 0, w / 2, 0, f, h / 2, 0, 0, 1],
+        }
+    )
 
 
 def test_units_come_from_the_encoding_and_invalid_pixels_are_nan():
@@ -108,8 +115,12 @@ def _plane_image(yaw_deg: float, z0: float = 2.0, f: float = 540.0, w: int = 640
     rays = torch.stack([(u - w / 2) / f, (v - h / 2) / f, torch.ones_like(u)], -1)
     depth = (n[2] * z0) / (rays @ n)  # t with n . (t ray) = n . (0, 0, z0); z = t
     lateral = torch.tensor([math.cos(yaw), 0.0, math.sin(yaw)])
-    corners = {"left_shoulder": (0.18, -0.25), "right_shoulder": (-0.18, -0.25), "right_hip": (-0.18, 0.25),
-               "left_hip": (0.18, 0.25)}  # fmt: skip
+    corners = {
+        "left_shoulder": (0.18, -0.25),
+        "right_shoulder": (-0.18, -0.25),
+        "right_hip": (-0.18, 0.25),
+        "left_hip": (0.18, 0.25),
+    }
     kp = torch.full((1, sk.NUM_JOINTS, 2), float("nan"))
     for name, (x, y) in corners.items():
         p = torch.tensor([0.0, y, z0]) + x * lateral

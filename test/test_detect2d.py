@@ -11,8 +11,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
-from abspose.blazepose_weights import MODELS, find_tflite, tasks_bundle
 from abspose.image import ImageError
+from abspose.models.blazepose_weights import MODELS, find_tflite, tasks_bundle
 
 from conftest import TUE_FRAMES, data_path, read_rgb, real_images
 
@@ -172,7 +172,7 @@ def test_cuda_matches_cpu(frame, blazepose):
 
 
 def test_weights_are_sha_checked_and_never_pickled(tmp_path, monkeypatch):
-    from abspose import blazepose_weights as bw
+    from abspose.models import blazepose_weights as bw
 
     monkeypatch.setenv("ABSPOSE_CACHE", str(tmp_path / "cache"))
     # a wheel holding the real detector bytes at the wheel's path converts from the wheel alone
@@ -206,16 +206,23 @@ def test_exact_crops_are_opencv_warps(frame, border):
     from abspose.detect2d import crop_rois
 
     rng = np.random.default_rng(1)
-    rois = np.column_stack([rng.uniform(-150, 800, 24), rng.uniform(-120, 600, 24),
-                            rng.uniform(5, 900, 24), rng.uniform(-3.5, 3.5, 24)])  # fmt: skip
+    rois = np.column_stack(
+        [rng.uniform(-150, 800, 24), rng.uniform(-120, 600, 24), rng.uniform(5, 900, 24), rng.uniform(-3.5, 3.5, 24)]
+    )
     ours = crop_rois(torch.from_numpy(frame).permute(2, 0, 1).float(), torch.from_numpy(rois), 256, border)
     dst = np.array([[0, 256], [0, 0], [256, 0], [256, 256]], np.float32)
     flag = cv2.BORDER_CONSTANT if border == "zeros" else cv2.BORDER_REPLICATE
     for roi, crop in zip(rois, ours, strict=True):
         (cx, cy, side, angle) = roi
         src = cv2.boxPoints(((cx, cy), (side, side), angle * 180 / np.pi)).astype(np.float32)
-        ref = cv2.warpPerspective(frame, cv2.getPerspectiveTransform(src, dst), (256, 256), flags=cv2.INTER_LINEAR,
-                                  borderMode=flag, borderValue=0)  # fmt: skip
+        ref = cv2.warpPerspective(
+            frame,
+            cv2.getPerspectiveTransform(src, dst),
+            (256, 256),
+            flags=cv2.INTER_LINEAR,
+            borderMode=flag,
+            borderValue=0,
+        )
         diff = np.abs(crop.permute(1, 2, 0).numpy() - ref)
         # a 1/32-px shift changes a value by at most 255/32 at a black/white edge
         assert diff.max() <= 8 and (diff > 0).mean() < 5e-4, (roi, diff.max(), (diff > 0).mean())

@@ -8,8 +8,9 @@ from conftest import TUE_FRAMES, data_path
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "abspose", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "abspose", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_detect_writes_json_and_overlay(tmp_path):

@@ -78,9 +78,16 @@ def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
     truth, kp, readout = _person(z=2.5)
     j = sk.JOINT_INDEX
     body = torch.zeros(1, sk.NUM_JOINTS, 3) + torch.tensor([0.0, 0.0, 2.5])  # an upright, frontal torso
-    for name, (x, y) in {"left_hip": (0.1, 0.0), "right_hip": (-0.1, 0.0), "left_shoulder": (0.18, -0.5),
-                         "right_shoulder": (-0.18, -0.5), "neck": (0.0, -0.55), "head": (0.0, -0.75),
-                         "left_knee": (0.1, 0.45), "left_wrist": (0.25, -0.1)}.items():  # fmt: skip
+    for name, (x, y) in {
+        "left_hip": (0.1, 0.0),
+        "right_hip": (-0.1, 0.0),
+        "left_shoulder": (0.18, -0.5),
+        "right_shoulder": (-0.18, -0.5),
+        "neck": (0.0, -0.55),
+        "head": (0.0, -0.75),
+        "left_knee": (0.1, 0.45),
+        "left_wrist": (0.25, -0.1),
+    }.items():
         body[0, j[name]] += torch.tensor([x, y, 0.0])
     assert abs(_facing(body[0])) < 1e-3
     cfg = FuseConfig(orient=True)
@@ -120,8 +127,10 @@ def test_without_a_pelvis_readout_the_hips_anchor_the_person():
     sigma = torch.full((1, sk.NUM_JOINTS), 0.05)
     hips_too = fuse(truth, sigma, kp, K, readout)
     pelvis_only = fuse(truth, sigma, kp, K, readout, FuseConfig(anchors=("pelvis",)))
-    err = {name: float((out.root - truth[:, sk.PELVIS]).norm()) for name, out in
-           (("hips", hips_too), ("pelvis only", pelvis_only))}  # fmt: skip
+    err = {
+        name: float((out.root - truth[:, sk.PELVIS]).norm())
+        for name, out in (("hips", hips_too), ("pelvis only", pelvis_only))
+    }
     assert err["pelvis only"] > 0.02 and err["hips"] < 0.5 * err["pelvis only"], err
     # with the hips' readouts gone too, nothing anchors: the consensus scale alone, as with the pelvis only
     readout.valid[0, hips] = False

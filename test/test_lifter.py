@@ -5,10 +5,10 @@ import torch
 
 from abspose import skeleton as sk
 from abspose.lifter import J_IN, Lifter, LifterConfig, features, lift, normalize
-from abspose.metrics import mpjpe, mrpe
-from abspose.noise2d import NoiseModel
-from abspose.synth import CameraRange
-from abspose.train import validation_set
+from abspose.training.metrics import mpjpe, mrpe
+from abspose.training.noise2d import NoiseModel
+from abspose.training.synth import CameraRange
+from abspose.training.train import validation_set
 
 from conftest import DATA, data_path
 
@@ -21,7 +21,7 @@ def shipped():
 @pytest.fixture(scope="module")
 def held_out():
     data_path("mocap")
-    from abspose.dataset import load_mocap_set
+    from abspose.training.dataset import load_mocap_set
 
     return validation_set(load_mocap_set(DATA).split("val"), 3000, 7, NoiseModel.default(), CameraRange())
 
@@ -101,11 +101,12 @@ def test_flip_averaging_is_mirror_symmetric_and_helps_on_held_out_mocap(held_out
 
 def test_depth_readouts_improve_the_root(shipped):
     data_path("mocap")
-    from abspose.dataset import load_mocap_set
-    from abspose.synth import DepthRange
+    from abspose.training.dataset import load_mocap_set
+    from abspose.training.synth import DepthRange
 
-    batch = validation_set(load_mocap_set(DATA).split("val"), 2000, 8, NoiseModel.default(), CameraRange(),
-                           DepthRange(fraction=1.0))  # fmt: skip
+    batch = validation_set(
+        load_mocap_set(DATA).split("val"), 2000, 8, NoiseModel.default(), CameraRange(), DepthRange(fraction=1.0)
+    )
     root = batch.joints[:, sk.PELVIS]
     with torch.no_grad():
         mono = shipped(batch.keypoints, batch.mask, batch.K)

@@ -21,8 +21,12 @@ def pipeline(blazepose):
 
 def _frame(stamp):
     frames = data_path("rgbd", "tue_hero", "frames")
-    return (read_rgb(frames / f"{stamp}_rgb.png"), np.load(frames / f"{stamp}_depth_m.npy"),
-            load_camera_info(frames / f"{stamp}_camera_info.json"), frames / f"{stamp}_depth_mm.png")  # fmt: skip
+    return (
+        read_rgb(frames / f"{stamp}_rgb.png"),
+        np.load(frames / f"{stamp}_depth_m.npy"),
+        load_camera_info(frames / f"{stamp}_camera_info.json"),
+        frames / f"{stamp}_depth_mm.png",
+    )
 
 
 @pytest.mark.parametrize("stamp", TUE_FRAMES)
@@ -46,8 +50,9 @@ def test_fused_pelvis_sits_on_the_depth_surface_and_holes_are_lifted(stamp, pipe
 @pytest.fixture(scope="module")
 def unoriented(pipeline):
     """The same models, the surface model cast at the lifted body as the lifter turned it (depth.orient off)."""
-    return Pipeline(PipelineConfig(device="cpu", fuse=FuseConfig(orient=False)), detector=pipeline.detector,
-                    lifter=pipeline.lifter)  # fmt: skip
+    return Pipeline(
+        PipelineConfig(device="cpu", fuse=FuseConfig(orient=False)), detector=pipeline.detector, lifter=pipeline.lifter
+    )
 
 
 @pytest.mark.parametrize("stamp", TUE_FRAMES)

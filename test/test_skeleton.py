@@ -104,8 +104,24 @@ def test_mocap_names_exist_in_asf_and_expmap_skeleton():
 
 
 def test_from_mocap_derives_pelvis_and_neck():
-    names = ["lhip", "rhip", "lknee", "rknee", "lankle", "rankle", "ltoe_end", "rtoe_end", "thorax",
-             "upperneck_end", "lshoulder", "rshoulder", "lelbow", "relbow", "lwrist", "rwrist"]  # fmt: skip
+    names = [
+        "lhip",
+        "rhip",
+        "lknee",
+        "rknee",
+        "lankle",
+        "rankle",
+        "ltoe_end",
+        "rtoe_end",
+        "thorax",
+        "upperneck_end",
+        "lshoulder",
+        "rshoulder",
+        "lelbow",
+        "relbow",
+        "lwrist",
+        "rwrist",
+    ]
     pos = torch.randn(5, len(names), 3)
     out = sk.from_mocap(pos, names)
     J = sk.JOINT_INDEX

@@ -7,9 +7,9 @@ import torch
 from abspose import skeleton as sk
 from abspose.depth import Readout, read_depth
 from abspose.fuse import FuseConfig, fuse
-from abspose.render import render_depth
 from abspose.surface import body_capsules, readout_offsets
-from abspose.synth import rot_y
+from abspose.training.render import render_depth
+from abspose.training.synth import rot_y
 
 F = 500.0
 K = torch.tensor([[F, 0, 320], [0, F, 240], [0, 0, 1]])
@@ -18,13 +18,25 @@ TORSO = [sk.JOINT_INDEX[n] for n in ("pelvis", "left_hip", "right_hip", "neck", 
 
 # a person standing upright, arms down, toes towards the camera (camera frame: y down, z forward)
 _BODY = {
-    "pelvis": (0, 0, 0), "left_hip": (0.095, 0, 0), "right_hip": (-0.095, 0, 0),
-    "left_knee": (0.1, 0.43, 0), "right_knee": (-0.1, 0.43, 0), "left_ankle": (0.1, 0.85, 0),
-    "right_ankle": (-0.1, 0.85, 0), "left_foot": (0.1, 0.9, -0.15), "right_foot": (-0.1, 0.9, -0.15),
-    "spine": (0, -0.27, 0), "neck": (0, -0.5, 0), "head": (0, -0.68, 0), "left_shoulder": (0.18, -0.5, 0),
-    "right_shoulder": (-0.18, -0.5, 0), "left_elbow": (0.22, -0.2, 0), "right_elbow": (-0.22, -0.2, 0),
-    "left_wrist": (0.24, 0.05, 0), "right_wrist": (-0.24, 0.05, 0),
-}  # fmt: skip
+    "pelvis": (0, 0, 0),
+    "left_hip": (0.095, 0, 0),
+    "right_hip": (-0.095, 0, 0),
+    "left_knee": (0.1, 0.43, 0),
+    "right_knee": (-0.1, 0.43, 0),
+    "left_ankle": (0.1, 0.85, 0),
+    "right_ankle": (-0.1, 0.85, 0),
+    "left_foot": (0.1, 0.9, -0.15),
+    "right_foot": (-0.1, 0.9, -0.15),
+    "spine": (0, -0.27, 0),
+    "neck": (0, -0.5, 0),
+    "head": (0, -0.68, 0),
+    "left_shoulder": (0.18, -0.5, 0),
+    "right_shoulder": (-0.18, -0.5, 0),
+    "left_elbow": (0.22, -0.2, 0),
+    "right_elbow": (-0.22, -0.2, 0),
+    "left_wrist": (0.24, 0.05, 0),
+    "right_wrist": (-0.24, 0.05, 0),
+}
 
 
 def _person(turn_deg: float, z: float = 3.0) -> torch.Tensor:
@@ -106,8 +118,12 @@ def test_pelvis_refinement_keeps_the_lifted_shape_and_the_relative_gain_places_b
     g = torch.Generator().manual_seed(0)
     noise = 0.04 * torch.randn(n, sk.NUM_JOINTS, generator=g)
     ok = torch.isfinite(offsets)
-    r = Readout(torch.where(ok, truth[..., 2] - offsets + noise, torch.nan), torch.full((n, sk.NUM_JOINTS), 0.04),
-                ok, torch.full((n,), 0.01))  # fmt: skip
+    r = Readout(
+        torch.where(ok, truth[..., 2] - offsets + noise, torch.nan),
+        torch.full((n, sk.NUM_JOINTS), 0.04),
+        ok,
+        torch.full((n,), 0.01),
+    )
     sigma = torch.full((n, sk.NUM_JOINTS), 0.08)
     errs = {}
     for relative in (False, True):

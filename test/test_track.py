@@ -71,8 +71,12 @@ def test_two_people_crossing_at_different_depths_keep_their_ids():
 
 
 def test_four_people_crossing_and_occluding_bounded_switches():
-    paths = [walker(-2.5, 2.5, 1.2, 0.3), walker(2.5, 3.5, -1.1, 0.0), walker(-1.0, 6.0, 0.5, -0.4),
-             walker(1.5, 5.0, -0.6, 0.2)]  # fmt: skip
+    paths = [
+        walker(-2.5, 2.5, 1.2, 0.3),
+        walker(2.5, 3.5, -1.1, 0.0),
+        walker(-1.0, 6.0, 0.5, -0.4),
+        walker(1.5, 5.0, -0.6, 0.2),
+    ]
     total = 0
     for seed in range(5):
         seen, _ = simulate(paths, seed=seed)

@@ -1,0 +1,212 @@
+"""`abspose run`: the node's pipeline on bags, videos and images, outputs into an mcap bag."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from abspose.cli import command, number
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="ROS 2 bag folder or .mcap/.db3, ROS 1 .bag (several are merged), video or image files",
+    )
+    p.add_argument("--output", "-o", type=Path, help="output bag: OUT.mcap (one file) or a folder name (rosbag2)")
+    p.add_argument("--config", type=Path, help="parameter YAML (the node's, e.g. config/abspose.yaml)")
+    p.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one parameter, e.g. -p tracking.confirm_hits=1 (repeatable)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: the config's, else cuda when available)")
+    g = p.add_argument_group("bag topics (default: found by type and name)")
+    g.add_argument("--image-topic")
+    g.add_argument("--camera-info-topic")
+    g.add_argument("--depth-topic")
+    g.add_argument("--depth-camera-info-topic")
+    g = p.add_argument_group("videos and images: intrinsics")
+    g.add_argument("--camera-info", type=Path, help="CameraInfo as YAML (ROS calibration) or JSON")
+    for k in ("fx", "fy", "cx", "cy"):
+        g.add_argument(f"--{k}", type=float)
+    g.add_argument(
+        "--hfov",
+        type=number(float, 0, 180, open_low=True, open_high=True),
+        default=60.0,
+        help="horizontal field of view assumed without intrinsics",
+    )
+    g.add_argument(
+        "--fps", type=number(float, 0, open_low=True), default=10.0, help="stamp rate for a sequence of image files"
+    )
+    g.add_argument("--frame-id", default="camera_optical_frame", help="frame_id of videos and images")
+    p.add_argument("--copy-inputs", action="store_true", help="also write the input image and camera info")
+    p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
+    p.add_argument("--plot", type=Path, help="3D plot (PNG) of every track's path and last skeleton (needs matplotlib)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+@command("run", "run the node's pipeline on bags, videos or images; write skeletons, markers and TF to mcap", _run_args)
+def run_command(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from abspose.camera import load_camera_info
+    from abspose.ros import config
+    from abspose.ros.messages import MessageTypes
+    from abspose.ros.processor import FrameProcessor
+    from abspose.ros.runner import BagOutput, RunStats, Throttle, Topics, bag_frames, file_frames, is_bag, run
+
+    overrides = dict(config.parse_override(t) for t in args.param)
+    if args.device:
+        overrides["device"] = args.device
+    params = config.load(args.config, overrides)
+    bags = [p for p in args.inputs if is_bag(p)]
+    if bags and len(bags) != len(args.inputs):
+        raise ValueError("give either bags or video/image files, not both")
+    for path in args.inputs:
+        if not path.exists():
+            raise ValueError(f"{path}: no such file or folder")
+    T = MessageTypes.rosbags()
+    log = Throttle(params["warn_period"], lambda text: tqdm.write(f"abspose run: warning: {text}", file=sys.stderr))
+    if bags:
+        topics = Topics(args.image_topic, args.camera_info_topic, args.depth_topic, args.depth_camera_info_topic)
+        frames = bag_frames(bags, topics, params["depth_slop"], params["use_depth"])
+    else:
+        camera = None
+        if args.camera_info:
+            camera = load_camera_info(args.camera_info)
+        elif any(getattr(args, k) is not None for k in ("fx", "fy", "cx", "cy")):
+            missing = [k for k in ("fx", "fy", "cx", "cy") if getattr(args, k) is None]
+            if missing:
+                raise ValueError(f"--fx, --fy, --cx, --cy go together; missing --{', --'.join(missing)}")
+            camera = (args.fx, args.fy, args.cx, args.cy)
+        frames = file_frames(
+            args.inputs, camera, args.fps, args.frame_id, T, args.hfov, warn=lambda text: log("intrinsics", text)
+        )
+    processor = FrameProcessor(params, T)
+    out = BagOutput(args.output, args.copy_inputs) if args.output else None
+    overlay = _Overlay(args.overlay, params["min_keypoint_confidence"]) if args.overlay else None
+    plot = _Plot(args.plot) if args.plot else None
+    on_result = (lambda f, r: [h(f, r) for h in (overlay, plot) if h is not None]) if overlay or plot else None
+    stats = RunStats()
+    progress = tqdm(frames, desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr)
+    finished = False
+    try:
+        run(progress, processor, out, stats, lambda kind, text: log(kind, text), on_result)
+        if plot is not None:
+            plot.save()
+        finished = True
+    finally:
+        if out is not None:
+            if finished or any(out.count.values()):
+                out.close()  # a failed run keeps what it wrote
+            else:
+                out.discard()
+        if overlay is not None:
+            overlay.close()
+    ms = 1000 * np.mean(stats.seconds) if stats.seconds else float("nan")
+    print(
+        f"frames {stats.frames}, processed {len(stats.seconds)}, skipped {sum(stats.skipped.values())}, "
+        f"people per frame {np.mean(stats.people) if stats.people else 0:.2f}, {ms:.0f} ms/frame on "
+        f"{processor.device}"
+    )
+    for reason, n in stats.skipped.items():
+        print(f"  skipped {n}x: {reason}")
+    if out is not None:
+        print(f"wrote {out.path}: " + ", ".join(f"{t} {n}" for t, n in out.count.items()))
+    return 0 if stats.seconds or not stats.frames else 1
+
+
+class _Overlay:
+    """2D overlays with track ids: a video file (OpenCV) or PNG frames in a folder."""
+
+    def __init__(self, path: Path, min_confidence: float) -> None:
+        self.path, self.min_confidence, self.writer, self.index = path, min_confidence, None, 0
+        self.video = path.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov")
+        if not self.video:
+            path.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, frame, result) -> None:
+        from abspose.image import to_rgb8
+        from abspose.overlay import draw_people
+        from abspose.ros.inputs import image_array
+
+        rgb = frame.array if frame.array is not None else to_rgb8(*image_array(frame.image))
+        picture = draw_people(rgb, result.people, self.min_confidence)
+        if not self.video:
+            from PIL import Image
+
+            Image.fromarray(picture).save(self.path / f"frame_{self.index:06d}.png")
+        else:
+            import cv2
+
+            if self.writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+                self.writer = cv2.VideoWriter(str(self.path), fourcc, 10.0, picture.shape[1::-1])
+            self.writer.write(picture[..., ::-1])
+        self.index += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+class _Plot:
+    """A 3D plot of the run (camera optical frame, drawn with y up): each track's root path and the last
+    skeleton seen of it."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        except ImportError as exc:
+            raise ValueError(f"{path}: --plot needs matplotlib (pip install matplotlib)") from exc
+        self.path, self.paths, self.last = path, {}, {}
+
+    def __call__(self, frame, result) -> None:
+        for p in result.people:
+            if np.isfinite(p.root).all() and p.state != 3:
+                self.paths.setdefault(p.id, []).append(p.root.copy())
+                self.last[p.id] = (p.joints.copy(), p.number)
+
+    def save(self) -> None:
+        import matplotlib.pyplot as plt
+
+        from abspose import skeleton
+        from abspose.ros.outputs import colour
+
+        fig = plt.figure(figsize=(8, 7))
+        ax = fig.add_subplot(projection="3d")
+        for tid, roots in self.paths.items():
+            joints, number = self.last[tid]
+            c = colour(number)
+            r = np.array(roots)
+            ax.plot(r[:, 0], r[:, 2], -r[:, 1], color=c, lw=1, alpha=0.6)
+            for a, b in skeleton.BONE_INDEX:
+                if np.isfinite(joints[[a, b]]).all():
+                    ax.plot(joints[[a, b], 0], joints[[a, b], 2], -joints[[a, b], 1], color=c, lw=2)
+            ax.text(r[-1, 0], r[-1, 2], -r[-1, 1] + 1.0, tid, color=c)
+        ax.scatter([0], [0], [0], marker="^", color="k")
+        pts = [np.array(r) for r in self.paths.values()] + [j for j, _ in self.last.values()] + [np.zeros((1, 3))]
+        pts = np.concatenate(pts)[:, [0, 2, 1]] * [1, 1, -1]
+        pts = pts[np.isfinite(pts).all(-1)]
+        centre, half = (pts.max(0) + pts.min(0)) / 2, (pts.max(0) - pts.min(0)).max() / 2 + 0.2
+        ax.set_xlim(centre[0] - half, centre[0] + half)
+        ax.set_ylim(centre[1] - half, centre[1] + half)
+        ax.set_zlim(centre[2] - half, centre[2] + half)  # equal scales: skeletons keep their proportions
+        ax.set_xlabel("x right (m)")
+        ax.set_ylabel("z forward (m)")
+        ax.set_zlabel("up (m)")
+        ax.set_title(f"{len(self.paths)} tracks, camera at the origin")
+        fig.savefig(self.path, dpi=100)
+        plt.close(fig)

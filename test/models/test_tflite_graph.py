@@ -1,0 +1,90 @@
+"""The TFLite-graph port reproduces a real TFLite interpreter's raw outputs on real inputs."""
+
+import numpy as np
+import pytest
+import torch
+
+from abspose.detect2d import crop_rois
+from abspose.models.blazepose_weights import MODELS, find_tflite, load_graph
+from abspose.models.tflite_graph import GraphError, TFLiteGraph, _same_pad, parse_tflite
+
+from conftest import TUE_FRAMES, data_path, read_rgb
+
+tflite_runtime = pytest.importorskip("tflite_runtime.interpreter", reason="tflite-runtime (test extra) not installed")
+
+
+def interpreter_outputs(name: str, x_nhwc: np.ndarray) -> list[np.ndarray]:
+    it = tflite_runtime.Interpreter(model_content=find_tflite(name))
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x_nhwc)
+    it.invoke()
+    order = {d["name"]: d["index"] for d in it.get_output_details()}
+    return [it.get_tensor(order[n]) for n in sorted(order)]
+
+
+def real_input(size: int) -> torch.Tensor:
+    img = torch.from_numpy(read_rgb(data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[0]}_rgb.png")))
+    img = img.permute(2, 0, 1).float()
+    rois = torch.tensor([[320.0, 240.0, 640.0, 0.0]]) if size == 224 else torch.tensor([[330.0, 260.0, 520.0, 0.1]])
+    return crop_rois(img, rois, size, "zeros")
+
+
+@pytest.mark.parametrize(("name", "size", "scale"), [("detector", 224, (127.5, -1.0)), ("landmark", 256, (255.0, 0.0))])
+def test_port_reproduces_the_tflite_interpreter(name, size, scale):
+    x = real_input(size) / scale[0] + scale[1]
+    graph = load_graph(name)
+    with torch.inference_mode():
+        ours = [t.permute(0, 2, 3, 1).numpy() if t.ndim == 4 else t.numpy() for t in graph(x)]
+    ref = interpreter_outputs(name, x.permute(0, 2, 3, 1).contiguous().numpy())
+    assert len(ours) == len(ref)
+    for o, r in zip(ours, ref, strict=True):
+        assert o.shape == r.shape
+        # float32 kernels differ in summation order only: errors far below the outputs' scale
+        assert np.abs(o - r).max() <= 1e-3 * max(1.0, np.abs(r).max()), (name, np.abs(o - r).max())
+    if name == "landmark":  # the landmarks in 256-px crop units
+        assert np.abs(ours[0] - ref[0]).max() < 0.01
+
+
+def test_pruning_drops_the_segmentation_head_but_keeps_outputs_equal():
+    full = load_graph("landmark")
+    pruned = load_graph("landmark", outputs=[0, 3])
+    assert len(pruned._steps) < len(full._steps)
+    x = real_input(256) / 255.0
+    with torch.inference_mode():
+        a, b = full(x), pruned(x)
+    torch.testing.assert_close(b[0], a[0])
+    torch.testing.assert_close(b[1], a[3])
+
+
+def test_same_padding_matches_tensorflow_rules():
+    assert _same_pad(224, 3, 2, 1) == (0, 1)  # even input, stride 2: all padding after
+    assert _same_pad(225, 3, 2, 1) == (1, 1)
+    assert _same_pad(56, 5, 1, 1) == (2, 2)
+    assert _same_pad(7, 1, 1, 1) == (0, 0)
+
+
+def test_parse_reports_unsupported_ops_and_models():
+    spec, consts = parse_tflite(find_tflite("detector"))
+    assert {op["op"] for op in spec["ops"]} <= {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "ADD",
+        "PAD",
+        "RESHAPE",
+        "CONCATENATION",
+        "DEPTH_TO_SPACE",
+        "RESIZE_BILINEAR",
+    }
+    assert sum(v.size for v in consts.values()) > 2_900_000  # ~2.97 M parameters, sparse ones densified
+    spec["ops"][0]["op"] = "SOFTMAX"
+    with pytest.raises(AttributeError):
+        TFLiteGraph(spec, {k: torch.from_numpy(v.astype(np.float32)) for k, v in consts.items()})
+    assert set(MODELS) == {"detector", "landmark"}
+
+
+def test_unsupported_resize_mode_is_a_clear_error():
+    spec, consts = parse_tflite(find_tflite("landmark"))
+    op = next(o for o in spec["ops"] if o["op"] == "RESIZE_BILINEAR")
+    op["opt"]["half_pixel_centers"] = False
+    with pytest.raises(GraphError, match="half_pixel_centers"):
+        TFLiteGraph(spec, {k: torch.from_numpy(v.astype(np.float32)) for k, v in consts.items()})

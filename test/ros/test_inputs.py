@@ -1,0 +1,64 @@
+"""sensor_msgs/Image -> arrays: strides, byte order, and every way a driver can get it wrong."""
+
+import numpy as np
+import pytest
+
+from abspose.depth import DepthError
+from abspose.image import ImageError
+from abspose.ros.inputs import depth_array, image_array, stamp_ns
+from abspose.ros.messages import MessageTypes
+from abspose.ros.outputs import header
+
+T = MessageTypes.rosbags()
+
+
+def image_msg(array: np.ndarray, encoding: str, pad: int = 0, big: bool = False, **override):
+    h, w = array.shape[:2]
+    dt = array.dtype.newbyteorder(">" if big else "<")
+    rows = array.astype(dt).reshape(h, -1).view(np.uint8)
+    step = rows.shape[1] + pad
+    data = np.zeros((h, step), np.uint8)
+    data[:, : rows.shape[1]] = rows
+    fields = dict(
+        header=header(T, 1_500_000_000_123, "cam"),
+        height=h,
+        width=w,
+        encoding=encoding,
+        is_bigendian=int(big),
+        step=step,
+        data=data.reshape(-1),
+    )
+    fields.update(override)
+    return T.make("sensor_msgs/msg/Image", **fields)
+
+
+def test_padded_rows_and_byte_orders_round_trip():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
+    out, enc = image_array(image_msg(rgb, "rgb8", pad=3))
+    assert enc == "rgb8" and np.array_equal(out, rgb) and out.flags.writeable
+    mm = rng.integers(0, 9000, (4, 6), dtype=np.uint16)
+    for big in (False, True):
+        out, _ = depth_array(image_msg(mm, "16UC1", pad=2, big=big))
+        assert np.array_equal(out, mm) and out.dtype.isnative
+    m = rng.uniform(0.5, 4, (4, 6)).astype(np.float32)
+    m[0, 0] = np.nan
+    out, enc = depth_array(image_msg(m, "32FC1", big=True))
+    assert enc == "32FC1" and np.array_equal(out, m, equal_nan=True)
+    assert stamp_ns(image_msg(rgb, "rgb8").header) == 1_500_000_000_123
+
+
+def test_broken_images_raise_clear_errors():
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    with pytest.raises(ImageError, match="unsupported image encoding 'yuv422'"):
+        image_array(image_msg(rgb, "yuv422"))
+    with pytest.raises(ImageError, match="step 10 is smaller than"):
+        image_array(image_msg(rgb, "rgb8", step=10))
+    msg = image_msg(rgb, "rgb8")
+    msg.data = msg.data[:-20]
+    with pytest.raises(ImageError, match="truncated"):
+        image_array(msg)
+    with pytest.raises(ImageError, match="empty image"):
+        image_array(image_msg(rgb, "rgb8", height=0))
+    with pytest.raises(DepthError, match="unsupported depth encoding 'rgb8'"):
+        depth_array(image_msg(rgb, "rgb8"))

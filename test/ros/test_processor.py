@@ -1,0 +1,136 @@
+"""One frame from real ROS messages (the TU/e bag) to output messages, and every kind of bad input."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+
+from abspose import skeleton as sk
+from abspose.fuse import SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED
+from abspose.lifter import Lifter
+from abspose.pipeline import Pipeline
+from abspose.ros import config
+from abspose.ros.messages import MessageTypes
+from abspose.ros.processor import FrameError, FrameProcessor
+from abspose.track import COASTING, CONFIRMED
+
+from conftest import data_path
+
+T = MessageTypes.rosbags()
+
+
+@pytest.fixture(scope="module")
+def bag_frame():
+    """(image, camera_info, depth) of the first recording in the ROS 2 mcap bag."""
+    msgs = {}
+    with AnyReader([data_path("rgbd", "tue_hero", "tue_hero_rgbd_ros2_mcap")]) as reader:
+        for conn, _, raw in reader.messages():
+            kind = conn.topic.split("/")[-2] + "/" + conn.topic.split("/")[-1]
+            msgs.setdefault(kind, reader.deserialize(raw, conn.msgtype))
+    return msgs["rgb/image_raw"], msgs["rgb/camera_info"], msgs["depth_registered/image"]
+
+
+@pytest.fixture(scope="module")
+def make(blazepose):
+    lifter = Lifter.load()
+
+    def processor(**overrides):
+        params = config.load(
+            None, {"device": "cpu", "tracking.confirm_hits": 1, "detector.reuse_rois": False, **overrides}
+        )
+        pipeline = Pipeline(config.settings(params).pipeline, detector=blazepose(), lifter=lifter)
+        return FrameProcessor(params, T, pipeline)
+
+    return processor
+
+
+def test_real_frame_gives_a_confirmed_person_with_all_outputs(bag_frame, make):
+    image, info, depth = bag_frame
+    result = make().process(image, info, depth)
+    assert result.warnings == []
+    assert result.frame_id == image.header.frame_id == result.skeletons.header.frame_id
+    assert result.skeletons.header.stamp == image.header.stamp
+    near = min(result.people, key=lambda p: p.root[2])
+    assert near.state == CONFIRMED and 1.6 < near.root[2] < 2.1
+    assert (near.source == SOURCE_FUSED).sum() >= 8
+    assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}" for p in result.people]
+    for msg in (result.skeletons, result.markers, result.tf[0]):
+        T.store.serialize_cdr(msg, msg.__msgtype__)  # valid ROS 2 messages
+
+
+def test_depth_problems_fall_back_to_monocular(bag_frame, make):
+    image, info, depth = bag_frame
+    proc = make()
+    holes = dataclasses.replace(depth, data=np.full_like(depth.data, 255))  # 32FC1 NaN everywhere
+    result = proc.process(image, info, holes)
+    near = min(result.people, key=lambda p: p.root[2])
+    assert set(np.unique(near.source)) <= {SOURCE_LIFTED, SOURCE_INVALID} and (near.source == SOURCE_LIFTED).sum() > 8
+    small = dataclasses.replace(depth, height=240, step=depth.step, data=depth.data[: depth.step * 240])
+    result = proc.process(image, info, small)
+    assert any("depth ignored" in w and "give the depth CameraInfo" in w for w in result.warnings)
+    assert len(result.people) >= 1
+    odd = dataclasses.replace(depth, encoding="64FC1")
+    result = proc.process(image, info, odd)
+    assert result.warnings and "unsupported depth encoding '64FC1'" in result.warnings[0]
+    assert len(result.people) >= 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda im, ci: (im, None), "no colour CameraInfo"),
+        (lambda im, ci: (im, dataclasses.replace(ci, k=np.zeros(9))), "CameraInfo unusable"),
+        (lambda im, ci: (dataclasses.replace(im, step=100), ci), "step 100 is smaller"),
+        (lambda im, ci: (dataclasses.replace(im, encoding="yuv422"), ci), "unsupported image encoding 'yuv422'"),
+        (lambda im, ci: (dataclasses.replace(im, data=im.data[:1000]), ci), "truncated"),
+        (lambda im, ci: (im, dataclasses.replace(ci, width=1280, height=960)), "1280x960"),
+    ],
+)
+def test_bad_frames_are_skipped_with_the_reason(bag_frame, make, change, message):
+    image, info, _ = bag_frame
+    image, info = change(image, info)
+    with pytest.raises(FrameError, match=message):
+        make(use_depth=False).process(image, info)
+
+
+def test_tracks_keep_ids_over_a_repeated_frame_and_end_after_max_age(bag_frame, make):
+    image, info, _ = bag_frame
+    proc = make(**{"tracking.max_age": 0.5})
+    ids = []
+    for k in range(3):
+        stamp = T.make("builtin_interfaces/msg/Time", sec=100, nanosec=k * 100_000_000)
+        im = dataclasses.replace(image, header=dataclasses.replace(image.header, stamp=stamp))
+        ids.append({p.id for p in proc.process(im, info, None).people})
+    assert ids[0] == ids[1] == ids[2] and len(ids[0]) >= 1
+    later = dataclasses.replace(
+        image, header=dataclasses.replace(image.header, stamp=T.make("builtin_interfaces/msg/Time", sec=105, nanosec=0))
+    )
+    result = proc.process(later, info, None)
+    ended = [p for p in result.people if p.state == 3]
+    assert {p.id for p in ended} == ids[0]  # the old track ends ...
+    assert not ({p.id for p in result.people if p.state != 3} & ids[0])  # ... and its id is not reused
+    names = {m.ns for m in result.markers.markers if m.action == m.DELETE}
+    assert names == {"bones", "joints", "labels"}
+    assert len(sk.JOINT_NAMES) == len(result.skeletons.skeletons[0].joints)
+
+
+def test_person_coasts_through_an_empty_frame(bag_frame, make):
+    image, info, _ = bag_frame
+    proc = make()
+    first = proc.process(image, info)
+    near = min(first.people, key=lambda p: p.root[2])
+    later = T.make("builtin_interfaces/msg/Time", sec=image.header.stamp.sec, nanosec=image.header.stamp.nanosec)
+    later.nanosec = (later.nanosec + 200_000_000) % 1_000_000_000
+    later.sec += 1 if image.header.stamp.nanosec + 200_000_000 >= 1_000_000_000 else 0
+    black = dataclasses.replace(
+        image, data=np.zeros_like(image.data), header=dataclasses.replace(image.header, stamp=later)
+    )
+    result = proc.process(black, info)
+    coasting = {p.id: p for p in result.people if p.state == COASTING}
+    assert near.id in coasting
+    p = coasting[near.id]
+    assert np.isnan(p.keypoints).all() and (p.confidence == 0).all()
+    np.testing.assert_allclose(p.uncertainty, near.uncertainty + 0.5 * 0.2, rtol=1e-6)
+    assert {m.ns for m in result.markers.markers if m.id == p.number} == {"bones", "joints", "labels"}
+    assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}"]

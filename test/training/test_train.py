@@ -1,0 +1,64 @@
+"""Training: a short smoke run learns, is reproducible with a seed, and writes a loadable checkpoint."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from abspose.lifter import Lifter, LifterConfig
+from abspose.training.dataset import load_mocap_set
+from abspose.training.train import TrainConfig, flush_denormal, train
+
+from conftest import DATA, data_path
+
+
+@pytest.fixture(scope="module")
+def splits():
+    data_path("mocap")
+    data = load_mocap_set(DATA)
+    return data.split("train")[::20], data.split("val")[::20]
+
+
+def test_smoke_run_learns_reproducibly_and_saves(splits, tmp_path):
+    cfg = TrainConfig(steps=60, batch=128, model=LifterConfig(width=64))
+    logs: list[str] = []
+    model, metrics = train(*splits, cfg, out=tmp_path / "a.safetensors", progress=False, log=logs.append)
+    assert len(logs) >= 10 and "val MPJPE" in logs[0]
+    first = float(logs[0].split("MPJPE ")[1].split(" mm")[0])
+    assert metrics["mpjpe_mm"] < first  # it learns
+    again, _ = train(*splits, cfg, out=tmp_path / "b.safetensors", progress=False, log=lambda s: None)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    loaded = Lifter.load(tmp_path / "a.safetensors")
+    assert loaded.cfg.width == 64 and "val" in loaded.metadata
+
+
+def test_ablation_switches_train(splits):
+    model = LifterConfig(width=32, depth_inputs=False, canonical=False, loc_scale=False)
+    cfg = replace(TrainConfig(steps=5, batch=64, depth=False), model=model, loss="l2", clean_2d=True)
+    _, metrics = train(*splits, cfg, progress=False, log=lambda s: None)
+    assert torch.isfinite(torch.tensor(metrics["mpjpe_mm"]))
+
+
+@pytest.mark.parametrize("change", [{"steps": 2}, {"batch": 1}])
+def test_too_few_steps_or_samples_are_refused_before_training(splits, change):
+    # two steps used to crash inside the one-cycle LR schedule (a division by zero)
+    with pytest.raises(ValueError, match=f"{next(iter(change))} {next(iter(change.values()))} "):
+        train(*splits, replace(TrainConfig(model=LifterConfig(width=32)), **change), progress=False)
+
+
+def test_fast_optimizer_learns_reproducibly_and_restores_denormals(splits):
+    tiny = torch.tensor([1e-39])  # a denormal float32
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals (no SSE3)")
+    with flush_denormal(True):
+        assert (tiny * 1.0).item() == 0.0  # flushed inside the block
+    assert (tiny * 1.0).item() > 0.0  # PyTorch's default again after it
+    cfg = TrainConfig(steps=60, batch=128, model=LifterConfig(width=64), fast_optimizer=True)
+    logs: list[str] = []
+    model, metrics = train(*splits, cfg, progress=False, log=logs.append)
+    assert (tiny * 1.0).item() > 0.0
+    assert metrics["mpjpe_mm"] < float(logs[0].split("MPJPE ")[1].split(" mm")[0])  # it learns
+    again, _ = train(*splits, cfg, progress=False, log=lambda s: None)
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
