@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -74,3 +75,41 @@ def blazepose():
         return model
 
     return make
+
+
+@pytest.fixture(scope="session")
+def bag_frame():
+    """(image, camera_info, depth) of the first recording in the TU/e ROS 2 mcap bag (rosbags messages)."""
+    from rosbags.highlevel import AnyReader
+
+    msgs = {}
+    with AnyReader([data_path("rgbd", "tue_hero", "tue_hero_rgbd_ros2_mcap")]) as reader:
+        for conn, _, raw in reader.messages():
+            kind = conn.topic.split("/")[-2] + "/" + conn.topic.split("/")[-1]
+            msgs.setdefault(kind, reader.deserialize(raw, conn.msgtype))
+    return msgs["rgb/image_raw"], msgs["rgb/camera_info"], msgs["depth_registered/image"]
+
+
+@pytest.fixture(scope="session")
+def make(blazepose):
+    """FrameProcessor factory on the CPU with ``overrides`` of the node parameters; the lifter and the
+    detector (per detector options) are loaded once."""
+    from abspose.lifter import Lifter
+    from abspose.pipeline import Pipeline
+    from abspose.ros import config
+    from abspose.ros.messages import MessageTypes
+    from abspose.ros.processor import FrameProcessor
+
+    lifter = Lifter.load()
+
+    def processor(**overrides):
+        params = config.load(
+            None, {"device": "cpu", "tracking.confirm_hits": 1, "detector.reuse_rois": False, **overrides}
+        )
+        settings = config.settings(params)
+        detector = blazepose(**dataclasses.asdict(settings.pipeline.detector))
+        return FrameProcessor(
+            params, MessageTypes.rosbags(), Pipeline(settings.pipeline, detector=detector, lifter=lifter)
+        )
+
+    return processor

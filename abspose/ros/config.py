@@ -136,13 +136,22 @@ def check(params: dict[str, Any], where: str = "parameters") -> dict[str, Any]:
     return merged
 
 
+def refusal(current: dict[str, Any], changes: dict[str, Any]) -> str | None:
+    """Why setting ``changes`` on top of ``current`` (e.g. ``ros2 param set``) must be refused; None if fine."""
+    try:
+        check({**current, **changes}, "parameter set")
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
 def _check_range(name: str, value: Any, where: str) -> None:
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"{where}: '{name}' must be one of {', '.join(CHOICES[name])}, got {value!r}")
     if name in LIMITS:
         low, high, low_excluded = LIMITS[name]
-        if math.isnan(value):
-            raise ConfigError(f"{where}: '{name}' must be a number, got {value!r}")
+        if not math.isfinite(value):  # inf max_age keeps every track forever, inf beta makes NaN joints
+            raise ConfigError(f"{where}: '{name}' must be a finite number, got {value!r}")
         if value < low or value > high or (low_excluded and value == low):
             bounds = f"> {low:g}" if low_excluded else f">= {low:g}" if high == math.inf else f"in [{low:g}, {high:g}]"
             raise ConfigError(f"{where}: '{name}' must be {bounds}, got {value!r}")

@@ -94,6 +94,14 @@ class MessageTypes:
         package, _, short = name.split("/")
         return getattr(importlib.import_module(f"{package}.msg"), short)
 
+    def uint8_array(self, data: bytes) -> Any:
+        """A ``uint8[]`` field value: array('B') for rclpy (no per-byte checks), numpy for rosbags."""
+        if self.store is None:
+            import array
+
+            return array.array("B", data)
+        return np.frombuffer(data, np.uint8).copy()
+
     def make(self, name: str, **fields: Any) -> Any:
         cls = self[name]
         if self.store is None:

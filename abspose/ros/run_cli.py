@@ -63,7 +63,8 @@ def run_command(args: argparse.Namespace) -> int:
     from abspose.ros import config
     from abspose.ros.messages import MessageTypes
     from abspose.ros.processor import FrameProcessor
-    from abspose.ros.runner import BagOutput, RunStats, Throttle, Topics, bag_frames, file_frames, is_bag, run
+    from abspose.ros.runner import BagOutput, RunStats, Topics, bag_frames, file_frames, is_bag, run
+    from abspose.ros.throttle import Throttle
 
     overrides = dict(config.parse_override(t) for t in args.param)
     if args.device:

@@ -15,7 +15,6 @@ just after its image still pairs, as it would in the node's synchroniser.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from abspose.ros.inputs import stamp_ns
 from abspose.ros.messages import MessageTypes, typestore
 from abspose.ros.processor import FrameError, FrameProcessor, FrameResult
 from abspose.ros.sync import StampBuffer
+from abspose.ros.throttle import Throttle
 from abspose.track import ENDED
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -270,19 +270,6 @@ class RunStats:
     people: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)
-
-
-class Throttle:
-    """Prints a message at most once per ``period`` seconds per kind; counts the rest."""
-
-    def __init__(self, period: float, emit=print) -> None:
-        self.period, self.emit, self.last = period, emit, {}
-
-    def __call__(self, kind: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self.last.get(kind, -np.inf) >= self.period:
-            self.last[kind] = now
-            self.emit(text)
 
 
 def run(

@@ -53,7 +53,10 @@ def test_values_out_of_range_are_refused_like_wrong_types():
         ("min_keypoint_confidence", 2.0, "'min_keypoint_confidence' must be in [0, 1], got 2.0"),
         ("queue_size", 0, "'queue_size' must be >= 1, got 0"),
         ("tracking.max_age", -1.0, "'tracking.max_age' must be >= 0, got -1.0"),
-        ("depth.noise_k", float("nan"), "'depth.noise_k' must be a number, got nan"),
+        ("depth.noise_k", float("nan"), "'depth.noise_k' must be a finite number, got nan"),
+        ("tracking.max_age", float("inf"), "'tracking.max_age' must be a finite number, got inf"),
+        ("publish.marker_lifetime", float("inf"), "'publish.marker_lifetime' must be a finite number, got inf"),
+        ("smoothing.beta", float("inf"), "'smoothing.beta' must be a finite number, got inf"),
         ("qos", "best_effort", "'qos' must be one of sensor_data, reliable, got 'best_effort'"),
     ]:
         with pytest.raises(config.ConfigError, match=re.escape(message)):

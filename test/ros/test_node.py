@@ -21,6 +21,7 @@ LAUNCH = REPO / "launch" / "abspose.launch.py"
 # python module -> the package.xml dependency that provides it
 ROS_MODULES = {
     "rclpy": "rclpy",
+    "rcl_interfaces": "rcl_interfaces",
     "message_filters": "message_filters",
     "tf2_ros": "tf2_ros_py",
     "diagnostic_updater": "diagnostic_updater",
@@ -48,7 +49,7 @@ def test_node_script_is_an_executable_python_program_using_declared_dependencies
     assert text.startswith("#!/usr/bin/env python3") and os.access(NODE, os.X_OK)
     tree = ast.parse(text)
     deps = {d.name for d in parse_package(REPO / "package.xml").exec_depends} | {"abspose_ros"}
-    third_party = {"numpy", "abspose", "array", "threading", "time", "__future__"}
+    third_party = {"abspose", "__future__"}
     for module in imported_modules(tree) - third_party:
         assert module in ROS_MODULES, f"node imports '{module}', which is neither ROS nor known"
         assert ROS_MODULES[module] in deps, f"node imports '{module}' but package.xml lacks {ROS_MODULES[module]}"
@@ -68,12 +69,18 @@ def test_node_script_is_an_executable_python_program_using_declared_dependencies
 
 
 def test_node_keeps_to_glue():
-    """Everything but ROS plumbing lives in the core: the node stays small and calls the processor."""
+    """What the node decides lives in NodeCore (tested with threads in test_node_core): the script only wires
+    rclpy to it, with no threads, clocks or frame handling of its own."""
     text = NODE.read_text()
     code_lines = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    assert len(code_lines) < 260
-    assert "self.processor.process(image, info, depth, dinfo)" in text
-    assert "torch" not in imported_modules(ast.parse(text))
+    assert len(code_lines) < 150
+    modules = imported_modules(ast.parse(text))
+    assert not modules & {"torch", "threading", "time", "numpy"}
+    for hook in ("configure(", "activate()", "deactivate()", "cleanup()", "shutdown()", "diagnose()"):
+        assert f"self.core.{hook}" in text
+    for callback in ("on_image", "submit", "on_depth", "on_depth_info"):
+        assert f"self.core.{callback}" in text
+    assert "config.refusal(" in text and "add_on_set_parameters_callback" in text
 
 
 def test_launch_file_arguments_and_parameters():

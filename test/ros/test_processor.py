@@ -4,45 +4,14 @@ import dataclasses
 
 import numpy as np
 import pytest
-from rosbags.highlevel import AnyReader
 
 from abspose import skeleton as sk
 from abspose.fuse import SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED
-from abspose.lifter import Lifter
-from abspose.pipeline import Pipeline
-from abspose.ros import config
 from abspose.ros.messages import MessageTypes
-from abspose.ros.processor import FrameError, FrameProcessor
+from abspose.ros.processor import FrameError
 from abspose.track import COASTING, CONFIRMED
 
-from conftest import data_path
-
 T = MessageTypes.rosbags()
-
-
-@pytest.fixture(scope="module")
-def bag_frame():
-    """(image, camera_info, depth) of the first recording in the ROS 2 mcap bag."""
-    msgs = {}
-    with AnyReader([data_path("rgbd", "tue_hero", "tue_hero_rgbd_ros2_mcap")]) as reader:
-        for conn, _, raw in reader.messages():
-            kind = conn.topic.split("/")[-2] + "/" + conn.topic.split("/")[-1]
-            msgs.setdefault(kind, reader.deserialize(raw, conn.msgtype))
-    return msgs["rgb/image_raw"], msgs["rgb/camera_info"], msgs["depth_registered/image"]
-
-
-@pytest.fixture(scope="module")
-def make(blazepose):
-    lifter = Lifter.load()
-
-    def processor(**overrides):
-        params = config.load(
-            None, {"device": "cpu", "tracking.confirm_hits": 1, "detector.reuse_rois": False, **overrides}
-        )
-        pipeline = Pipeline(config.settings(params).pipeline, detector=blazepose(), lifter=lifter)
-        return FrameProcessor(params, T, pipeline)
-
-    return processor
 
 
 def test_real_frame_gives_a_confirmed_person_with_all_outputs(bag_frame, make):

@@ -1,0 +1,250 @@
+"""The node's logic off ROS: real worker thread, real FrameProcessor, real TU/e bag messages.
+
+The publishers are plain functions here (rclpy's are not installable); everything else is what the node runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+import pytest
+
+from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED
+from abspose.ros import config
+from abspose.ros.messages import MessageTypes
+from abspose.ros.node_core import ACTIVE, ERROR, INACTIVE, OK, UNCONFIGURED, WARN, NodeCore, Outputs
+
+T = MessageTypes.rosbags()
+
+
+class Published:
+    """The node's publishers as lists; ``fail`` makes the next publishes raise like a dead rclpy publisher."""
+
+    def __init__(self) -> None:
+        self.skeletons, self.markers, self.tf, self.debug = [], [], [], []
+        self.fail = 0
+        self.event = threading.Event()
+
+    def _skeletons(self, msg) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("publisher's context is invalid")
+        self.skeletons.append(msg)
+        self.event.set()
+
+    def outputs(self, debug: bool = False) -> Outputs:
+        return Outputs(self._skeletons, self.markers.append, self.tf.append, self.debug.append if debug else None)
+
+
+def stamped(msg, like, seconds: float = 0.0):
+    """A copy of a rosbags message stamped ``seconds`` after the message ``like``."""
+    ns = like.header.stamp.sec * 1_000_000_000 + like.header.stamp.nanosec + round(seconds * 1e9)
+    stamp = dataclasses.replace(msg.header.stamp, sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    return dataclasses.replace(msg, header=dataclasses.replace(msg.header, stamp=stamp))
+
+
+@pytest.fixture
+def node(make):
+    """An active NodeCore on a shared real processor; its log lines in ``core.lines``."""
+    lines: list[tuple[str, str]] = []
+    core = NodeCore(lambda level, text: lines.append((level, text)), T, resolve=lambda name: f"/abspose/{name}")
+    core.lines = lines
+    params = {"device": "cpu", "tracking.confirm_hits": 1, "detector.reuse_rois": False, "warn_period": 60.0}
+
+    def start(**overrides):
+        published = Published()
+        assert core.configure({**params, **overrides}, make(**overrides)) and core.state == INACTIVE
+        core.outputs = published.outputs(overrides.get("publish.debug_image", False))
+        core.activate()
+        return core, published
+
+    yield start
+    core.shutdown()
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_frames_are_processed_by_the_worker_and_published(bag_frame, node):
+    image, info, depth = bag_frame
+    core, out = node(**{"publish.debug_image": True})
+    core.on_depth(stamped(depth, image))
+    core.on_image(image)
+    assert core.submit(image, info)
+    assert wait_for(lambda: core.stats.frames == 1)
+    arr = out.skeletons[0]
+    assert arr.header.stamp == image.header.stamp and arr.skeletons and out.markers and out.tf
+    assert (arr.skeletons[0].joint_source == SOURCE_FUSED).sum() >= 8  # depth paired: same stamp
+    pic = out.debug[0]
+    assert (pic.width, pic.height, pic.encoding) == (image.width, image.height, "rgb8")
+    assert len(pic.data) == pic.step * pic.height and pic.header.stamp == image.header.stamp
+    T.store.serialize_cdr(pic, "sensor_msgs/msg/Image")
+    assert core.stats.people >= 1 and core.stats.latency > 0
+
+
+def test_a_frame_arriving_while_one_is_processed_is_dropped_and_counted(bag_frame, node):
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False)
+    frames = [stamped(image, image, k) for k in range(6)]
+    core.submit(frames[0], info)
+    assert wait_for(lambda: core.stats.busy_since is not None)
+    for frame in frames[1:]:  # all arrive while frame 0 is in the worker: only the newest survives
+        core.submit(frame, info)
+    assert wait_for(lambda: core.stats.frames == 2)
+    time.sleep(0.3)
+    assert core.stats.frames == 2 and core.stats.dropped == 4
+    assert [a.header.stamp.sec for a in out.skeletons] == [frames[0].header.stamp.sec, frames[-1].header.stamp.sec]
+
+
+def test_no_exception_in_any_stage_ends_the_worker(bag_frame, node):
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False)
+    broken_header = dataclasses.replace(image, header=None)  # AttributeError before the processor
+    bad_encoding = dataclasses.replace(image, encoding="yuv422_weird")  # FrameError in the processor
+    bad_info = dataclasses.replace(info, k=[0.0] * 9)  # uncalibrated camera
+    for msg, cam in ((broken_header, info), (bad_encoding, info), (image, bad_info)):
+        core.submit(msg, cam)
+        assert wait_for(lambda: core.stats.busy_since is None and core._pending is None)
+    out.fail = 1  # the publisher raises once
+    core.submit(stamped(image, image, 1), info)
+    assert wait_for(lambda: core.stats.failed == 2)
+    core.submit(stamped(image, image, 2), info)
+    assert wait_for(lambda: core.stats.frames == 1), core.lines
+    assert core._worker.is_alive() and core.stats.skipped == 2
+    errors = [text for level, text in core.lines if level == "error"]
+    assert any("AttributeError" in t for t in errors) and any("publisher's context is invalid" in t for t in errors)
+    warnings = [text for level, text in core.lines if level == "warning"]
+    assert any("yuv422_weird" in t for t in warnings) and any("CameraInfo" in t for t in warnings)
+
+
+def test_a_publish_failing_because_ros_shuts_down_is_quiet(bag_frame, make):
+    image, info, _ = bag_frame
+    lines = []
+    alive = [True]
+    core = NodeCore(lambda level, text: lines.append((level, text)), T, context_ok=lambda: alive[0])
+    assert core.configure({"device": "cpu", "use_depth": False, "tracking.confirm_hits": 1}, make(use_depth=False))
+    published = Published()
+    core.outputs = published.outputs()
+    core.activate()
+    published.fail, alive[0] = 1, False  # Ctrl-C: the context is gone, the publisher raises
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.busy_since is None and core._pending is None and core._worker is not None)
+    time.sleep(0.2)
+    core.shutdown()
+    assert core.stats.failed == 0 and not [t for level, t in lines if level == "error"]
+    assert core.state == "finalized" and core._worker is None
+
+
+def test_cleanup_while_a_frame_is_in_flight_waits_and_publishes_nothing_after(bag_frame, node, make):
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False)
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.busy_since is not None)
+    core.cleanup()  # returns once the frame in flight is done
+    assert core.state == UNCONFIGURED and core.processor is None and core._worker is None
+    assert not core.submit(image, info)  # not active: refused
+    count = len(out.skeletons)
+    time.sleep(0.3)
+    assert len(out.skeletons) == count <= 1
+    # configure and activate again: a working node
+    core2, out2 = node(use_depth=False)
+    assert core2 is core and core.state == ACTIVE
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.frames == 1) and len(out2.skeletons) == 1
+
+
+def test_depth_pairing_uses_the_nearest_depth_within_slop_and_says_why_not(bag_frame, node):
+    image, info, depth = bag_frame
+    core, out = node(depth_slop=0.1)
+    core.on_depth(stamped(depth, image, 0.3))  # 0.3 s after the colour image (as in the TU/e bags)
+    core.on_image(image)
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.frames == 1)
+    assert core.stats.monocular == 1
+    sources = out.skeletons[0].skeletons[0].joint_source
+    assert SOURCE_FUSED not in sources and SOURCE_LIFTED in sources
+    warning = next(text for level, text in core.lines if "depth_slop" in text)
+    assert "/abspose/depth/image" in warning and "0.300 s" in warning and "raise depth_slop" in warning
+    level, summary, values = core.diagnose()
+    assert (level, values["monocular frames (no depth paired)"]) == (WARN, "1")
+    assert summary.startswith("running monocular") and "0.300 s" in summary
+    core.on_depth(stamped(depth, image, 0.05))  # now one within slop
+    core.submit(stamped(image, image, 1e-9), info)
+    assert wait_for(lambda: core.stats.frames == 2)
+    assert (out.skeletons[1].skeletons[0].joint_source == SOURCE_FUSED).sum() >= 8
+    assert core.stats.monocular == 1
+
+
+def test_warnings_are_throttled_per_kind(bag_frame, node):
+    image, info, _ = bag_frame
+    core, _ = node(use_depth=False)
+    bad = dataclasses.replace(image, encoding="yuv422_weird")
+    for k in range(1, 5):
+        core.submit(stamped(bad, image, k), info)
+        assert wait_for(lambda k=k: core.stats.skipped == k)
+    assert sum("yuv422_weird" in text for _, text in core.lines) == 1  # warn_period = 60 s
+    assert core.throttle.counts["skip:image"] == 4
+
+
+def test_each_diagnostic_status_names_its_real_cause(bag_frame, node, make):
+    image, info, _ = bag_frame
+    idle = NodeCore(lambda level, text: None, T)
+    assert idle.diagnose()[:2] == (WARN, "not active (unconfigured)")
+    core, _ = node(use_depth=False)
+    assert core.diagnose()[:2] == (WARN, "no images on '/abspose/image'")
+    for _ in range(11):  # images, but the synchronizer pairs none with a CameraInfo
+        core.on_image(image)
+    level, summary, _ = core.diagnose()
+    assert level == ERROR and "no CameraInfo on '/abspose/camera_info'" in summary and "sync_slop" in summary
+    assert any("no CameraInfo" in text for _, text in core.lines)
+    core.on_image(image)
+    core.submit(image, info)  # paired now; the first frame is slow
+    assert wait_for(lambda: core.stats.busy_since is not None)
+    level, summary, _ = core.diagnose()
+    assert level == OK and summary.startswith("processing the first frame")
+    assert wait_for(lambda: core.stats.frames == 1)
+    assert core.diagnose()[:2] == (OK, "running")
+    core.on_image(image)
+    core.submit(dataclasses.replace(image, encoding="yuv422_weird"), info)
+    assert wait_for(lambda: core.stats.skipped == 1)
+    level, summary, values = core.diagnose()
+    assert level == WARN and summary.startswith("frames skipped for bad input") and "yuv422_weird" in summary
+    assert values["skipped (bad input)"] == "1" and values["state"] == ACTIVE
+    core.on_image(image)
+    core.submit(dataclasses.replace(image, header=None), info)
+    assert wait_for(lambda: core.stats.failed == 1)
+    level, summary, _ = core.diagnose()
+    assert level == ERROR and summary.startswith("every frame fails: AttributeError")
+    core.stats.last_image -= 3.0  # the camera stopped 3 s ago
+    level, summary, _ = core.diagnose()
+    assert level == WARN and summary.startswith("no image on '/abspose/image' for 3.")
+    core.throttle.last.clear()  # the warning may repeat now: it must not
+    core.on_image(image)  # after a pause the first image is no 'missing CameraInfo'
+    assert core.diagnose()[:2] == (OK, "running")
+    assert sum("no CameraInfo" in text for _, text in core.lines) == 1
+
+
+def test_configure_refuses_bad_parameters_and_stays_unconfigured():
+    lines = []
+    core = NodeCore(lambda level, text: lines.append((level, text)), T)
+    assert not core.configure({"tracking.max_age": float("inf")})
+    assert core.state == UNCONFIGURED and core.processor is None
+    assert lines == [("error", "configure failed: ROS parameters: 'tracking.max_age' must be a finite number, got inf")]
+    with pytest.raises(RuntimeError):
+        core.activate()
+
+
+def test_parameter_sets_are_validated_before_they_apply():
+    current = config.load(None)
+    assert config.refusal(current, {"smoothing.beta": 0.5}) is None
+    assert "'smoothing.min_cutoff' must be > 0" in config.refusal(current, {"smoothing.min_cutoff": 0.0})
+    assert "unknown parameter 'nope'" in config.refusal(current, {"nope": 1})
+    assert "'qos' must be one of" in config.refusal(current, {"qos": "foo"})
