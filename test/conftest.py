@@ -52,11 +52,11 @@ def read_rgb(path: Path):
         return np.array(im.convert("RGB"))
 
 
-def real_images() -> list[Path]:
-    """Every photo and RGB-D colour frame in the shared data (skips when absent)."""
-    paths = [data_path("images", rel) for rel in IMAGES]
-    paths += [data_path("rgbd", "tue_hero", "frames", f"{s}_rgb.png") for s in TUE_FRAMES]
-    return paths
+# Every photo and RGB-D colour frame of the shared data, as parts of a path under ../shared/data: tests are
+# parametrized over these at collection time (which must not need the data) and resolve them with data_path.
+REAL_IMAGES: tuple[tuple[str, ...], ...] = tuple(("images", *rel.split("/")) for rel in IMAGES) + tuple(
+    ("rgbd", "tue_hero", "frames", f"{s}_rgb.png") for s in TUE_FRAMES
+)
 
 
 @pytest.fixture(scope="session")

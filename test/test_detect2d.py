@@ -14,7 +14,7 @@ from abspose import skeleton
 from abspose.image import ImageError
 from abspose.models.blazepose_weights import MODELS, find_tflite, tasks_bundle
 
-from conftest import TUE_FRAMES, data_path, read_rgb, real_images
+from conftest import REAL_IMAGES, TUE_FRAMES, data_path, read_rgb
 
 mp = pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 (test extra) is the parity oracle")
 
@@ -49,8 +49,9 @@ def tasks_landmarker():
     landmarker.close()
 
 
-@pytest.mark.parametrize("path", real_images(), ids=lambda p: p.name)
-def test_single_person_parity_with_mediapipe_solutions_pose(path, legacy_pose, blazepose):
+@pytest.mark.parametrize("parts", REAL_IMAGES, ids=lambda parts: parts[-1])
+def test_single_person_parity_with_mediapipe_solutions_pose(parts, legacy_pose, blazepose):
+    path = data_path(*parts)
     img = read_rgb(path)
     h, w = img.shape[:2]
     res = legacy_pose.process(img)
@@ -65,8 +66,9 @@ def test_single_person_parity_with_mediapipe_solutions_pose(path, legacy_pose, b
     np.testing.assert_allclose(poses.visibility[best].numpy(), ref[:, 2], atol=0.02)
 
 
-@pytest.mark.parametrize("path", real_images(), ids=lambda p: p.name)
-def test_multi_person_parity_with_mediapipe_tasks(path, tasks_landmarker, blazepose):
+@pytest.mark.parametrize("parts", REAL_IMAGES, ids=lambda parts: parts[-1])
+def test_multi_person_parity_with_mediapipe_tasks(parts, tasks_landmarker, blazepose):
+    path = data_path(*parts)
     img = read_rgb(path)
     h, w = img.shape[:2]
     res = tasks_landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=img))
@@ -78,6 +80,14 @@ def test_multi_person_parity_with_mediapipe_tasks(path, tasks_landmarker, blazep
     for i, j in zip(rows, cols, strict=True):
         mean, worst = errors(ours[i], ref[j, :, :2], ref[j, :, 2] > 0.5)
         assert mean < MEAN_PX and worst < MAX_PX, f"{path.name} person {i}: mean {mean:.3f} px, max {worst:.3f} px"
+
+
+def test_max_people_keeps_the_best_scored_people(blazepose):
+    img = read_rgb(data_path("images", "mediapipe_samples", "coupleanddog.jpeg"))
+    everyone = blazepose()(img)
+    assert len(everyone) == 2
+    best = blazepose(max_people=1)(img)
+    assert len(best) == 1 and float(best.score[0]) == pytest.approx(float(everyone.score.max()), abs=1e-4)
 
 
 def test_joint_set_output_follows_the_skeleton_mapping(blazepose):
@@ -183,7 +193,10 @@ def test_weights_are_sha_checked_and_never_pickled(tmp_path, monkeypatch):
     paths = bw.ensure(source=wheel)
     header = paths["detector"].read_bytes()[:8]
     assert int.from_bytes(header, "little") < os.path.getsize(paths["detector"])  # safetensors, not a pickle
-    assert bw.load_graph("detector") is not None
+    graph = bw.load_graph("detector")  # the cached safetensors load into a working detector
+    boxes, scores = graph(torch.zeros(1, 3, 224, 224))
+    assert boxes.shape == (1, 2254, 12) and scores.shape == (1, 2254, 1) and torch.isfinite(boxes).all()
+    assert sum(p.numel() for p in graph.parameters()) > 2_900_000
     # a tampered model is refused, naming the file
     bad = tmp_path / "mediapipe-0.10.21-bad.whl"
     with zipfile.ZipFile(bad, "w") as z:

@@ -211,6 +211,8 @@ class TFLiteGraph(nn.Module):
         self._params = nn.ParameterDict()
         self._steps: list[Callable[[dict[str, torch.Tensor]], None]] = []
         for op in ops:
+            if op["op"] not in SUPPORTED_OPS:  # a spec read from a file can name anything
+                raise GraphError(f"op {op['op']} is not supported (supported: {', '.join(SUPPORTED_OPS)})")
             self._steps.append(getattr(self, "_build_" + op["op"].lower())(op, consts))
 
     # each builder returns a closure env -> None that writes its output into env

@@ -77,7 +77,7 @@ def test_parse_reports_unsupported_ops_and_models():
     }
     assert sum(v.size for v in consts.values()) > 2_900_000  # ~2.97 M parameters, sparse ones densified
     spec["ops"][0]["op"] = "SOFTMAX"
-    with pytest.raises(AttributeError):
+    with pytest.raises(GraphError, match="op SOFTMAX is not supported"):
         TFLiteGraph(spec, {k: torch.from_numpy(v.astype(np.float32)) for k, v in consts.items()})
     assert set(MODELS) == {"detector", "landmark"}
 

@@ -82,11 +82,18 @@ def test_per_joint_arrays_are_fixed_length_and_match_the_skeleton_module():
         ts.serialize_cdr(msg, typename("SkeletonArray"))
 
 
-def test_constants_are_distinct():
+def test_constants_are_distinct_and_equal_the_python_ones():
+    """The core fills joint_source and track_state with fuse.SOURCE_* and track.* values: they must be the
+    .msg constants a consumer compares against."""
+    from abspose import fuse, track
+
     Skeleton = typestore().types[typename("Skeleton")]
     states = [Skeleton.TRACK_TENTATIVE, Skeleton.TRACK_CONFIRMED, Skeleton.TRACK_COASTING, Skeleton.TRACK_ENDED]
     sources = [Skeleton.SOURCE_INVALID, Skeleton.SOURCE_DEPTH, Skeleton.SOURCE_LIFTED, Skeleton.SOURCE_FUSED]
     assert len(set(states)) == 4 and len(set(sources)) == 4
+    assert states == [track.TENTATIVE, track.CONFIRMED, track.COASTING, track.ENDED]
+    assert sources == [fuse.SOURCE_INVALID, fuse.SOURCE_DEPTH, fuse.SOURCE_LIFTED, fuse.SOURCE_FUSED]
+    assert Skeleton.NUM_JOINTS == sk.NUM_JOINTS
 
 
 def test_package_xml_is_format_3_ament_cmake_and_lists_message_dependencies():

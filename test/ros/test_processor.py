@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from abspose import skeleton as sk
-from abspose.fuse import SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED
 from abspose.ros.messages import MessageTypes
 from abspose.ros.processor import FrameError
-from abspose.track import COASTING, CONFIRMED
 
 T = MessageTypes.rosbags()
+# What consumers read: the message's constants, not the Python ones (test_messages ties the two together)
+Skeleton = T["abspose_ros/msg/Skeleton"]
+SOURCE_INVALID, SOURCE_LIFTED, SOURCE_FUSED = Skeleton.SOURCE_INVALID, Skeleton.SOURCE_LIFTED, Skeleton.SOURCE_FUSED
+CONFIRMED, COASTING = Skeleton.TRACK_CONFIRMED, Skeleton.TRACK_COASTING
 
 
 def test_real_frame_gives_a_confirmed_person_with_all_outputs(bag_frame, make):
@@ -23,6 +25,8 @@ def test_real_frame_gives_a_confirmed_person_with_all_outputs(bag_frame, make):
     near = min(result.people, key=lambda p: p.root[2])
     assert near.state == CONFIRMED and 1.6 < near.root[2] < 2.1
     assert (near.source == SOURCE_FUSED).sum() >= 8
+    published = next(s for s in result.skeletons.skeletons if s.id == near.id)
+    np.testing.assert_array_equal(published.joint_source, near.source)
     assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}" for p in result.people]
     for msg in (result.skeletons, result.markers, result.tf[0]):
         T.store.serialize_cdr(msg, msg.__msgtype__)  # valid ROS 2 messages

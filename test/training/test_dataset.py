@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from abspose import skeleton as sk
+from abspose.training import dataset
 from abspose.training.dataset import load_mocap_set
 
 from conftest import DATA, data_path
@@ -37,9 +38,16 @@ def test_poses_are_metric_upright_and_on_the_floor(mocap_set):
     assert (p[:, sk.JOINT_INDEX["head"], 1] > p[:, sk.PELVIS, 1]).mean() > 0.95  # Y up
 
 
-def test_second_load_comes_from_the_cache_and_is_identical(mocap_set):
+def test_second_load_comes_from_the_cache_and_is_identical(mocap_set, monkeypatch):
+    # the first load (this session's, in a fresh cache folder) built the set from the mocap files and
+    # wrote the cache; a second load that parsed any mocap file would fail now
+    def parse(root):
+        raise AssertionError(f"the cache was not read: {root} parsed again")
+
+    monkeypatch.setattr(dataset, "_load_all", parse)
     again = load_mocap_set(DATA)
     np.testing.assert_array_equal(again.poses, mocap_set.poses)
-    assert again.clip_names == mocap_set.clip_names
-    fresh = load_mocap_set(DATA, use_cache=False)
-    np.testing.assert_allclose(fresh.poses, mocap_set.poses, atol=1e-6)
+    np.testing.assert_array_equal(again.clip, mocap_set.clip)
+    assert again.clip_names == mocap_set.clip_names and again.clip_split == mocap_set.clip_split
+    with pytest.raises(AssertionError, match="cache was not read"):  # and without the cache it does parse
+        load_mocap_set(DATA, use_cache=False)
