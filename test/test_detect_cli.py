@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 from PIL import Image
 
 from conftest import TUE_FRAMES, data_path
@@ -25,8 +26,15 @@ def test_detect_writes_json_and_overlay(tmp_path):
     u, v, conf = person["keypoints"]["pelvis"]
     assert 0 < u < 640 and 0 < v < 480 and conf > 0.5
     assert person["keypoints"]["spine"] is None and len(person["blazepose"]) == 33
-    with Image.open(tmp_path / "o.png") as im:
+    with Image.open(tmp_path / "o.png") as im, Image.open(frame) as src:
         assert im.size == (640, 480)
+        drawn = np.any(np.asarray(im.convert("RGB")) != np.asarray(src.convert("RGB")), axis=-1)
+    # the skeleton is drawn on the person and nowhere else
+    pts = np.array([xy[:2] for xy in person["keypoints"].values() if xy is not None])
+    v, u = np.nonzero(drawn)
+    assert drawn.sum() > 500
+    assert pts[:, 0].min() - 30 < u.min() and u.max() < pts[:, 0].max() + 30
+    assert pts[:, 1].min() - 30 < v.min() and v.max() < pts[:, 1].max() + 30
 
 
 def test_detect_names_the_unreadable_file_and_keeps_going(tmp_path):

@@ -136,3 +136,13 @@ def test_without_a_pelvis_readout_the_hips_anchor_the_person():
     readout.valid[0, hips] = False
     none = fuse(truth, sigma, kp, K, readout)
     torch.testing.assert_close(none.root, fuse(truth, sigma, kp, K, readout, FuseConfig(anchors=("pelvis",))).root)
+
+
+def test_the_gate_sends_a_person_back_to_the_lifter_whether_depth_says_nearer_or_farther():
+    truth, kp, readout = _person()
+    sigma = torch.full((1, sk.NUM_JOINTS), 0.05)  # a confident lifter
+    for factor in (0.6, 1.4):  # every readout says the person is 40 % nearer / farther (a wall, a window)
+        wrong = replace(readout, surface=readout.surface * factor)
+        out = fuse(truth, sigma, kp, K, wrong)
+        assert (out.source == SOURCE_LIFTED).all(), factor
+        assert out.scale.item() == 1.0 and torch.equal(out.joints, truth)

@@ -112,3 +112,20 @@ def test_monocular_and_rgbd_agree_on_the_near_person(pipeline):
     assert (mono.source[mono.confidence >= 0.5] == SOURCE_LIFTED).all()
     near = int(torch.argmin(rgbd.root[:, 2]))
     assert abs(float(mono.root[near, 2] - rgbd.root[near, 2])) / float(rgbd.root[near, 2]) < 0.15
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (fp16 is a CUDA path)")
+@pytest.mark.parametrize("stamp", TUE_FRAMES[:2])
+def test_fp16_on_cuda_matches_fp32(stamp, pipeline):
+    """fp16 detector (PipelineConfig.half) on the GPU against the fp32 CPU pipeline on the same RGB-D frame.
+    Stated tolerance: 2D keypoints within 1.5 px median / 4 px worst, pelvis within 2 cm."""
+    rgb, depth, cam, _ = _frame(stamp)
+    ref = pipeline(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1").cpu()
+    fp16 = Pipeline(PipelineConfig(device="cuda", half=True))
+    assert fp16.detector.dtype == torch.float16
+    got = fp16(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1").cpu()
+    assert len(got) == len(ref) >= 1
+    ok = torch.isfinite(ref.keypoints).all(-1) & torch.isfinite(got.keypoints).all(-1)
+    d = (got.keypoints - ref.keypoints).norm(dim=-1)[ok]
+    assert float(d.median()) < 1.5 and float(d.max()) < 4.0
+    assert float((got.root - ref.root).norm(dim=-1).max()) < 0.02

@@ -48,3 +48,20 @@ def test_time_going_backwards_restarts_the_filter():
     f = OneEuroFilter()
     f(np.zeros((1, 3)), 1.0)
     assert f(np.ones((1, 3)), 0.5) == pytest.approx(np.ones((1, 3)))
+
+
+def test_each_joint_has_its_own_speed():
+    """A still joint is smoothed as much next to a fast one as alone (speed is per joint, not shared)."""
+    rng = np.random.default_rng(4)
+    still = 1.0 + rng.normal(0, 0.02, (90, 1, 3))
+    fast = np.zeros((90, 1, 3))
+    fast[:, 0, 0] = 3.0 * np.arange(90) / HZ
+    alone = run(OneEuroConfig(), still)
+    together = run(OneEuroConfig(), np.concatenate([still, fast], axis=1))
+    np.testing.assert_allclose(together[:, :1], alone, atol=1e-12)
+
+
+def test_a_repeated_timestamp_restarts_instead_of_dividing_by_zero():
+    f = OneEuroFilter()
+    f(np.zeros((1, 3)), 1.0)
+    assert f(np.ones((1, 3)), 1.0) == pytest.approx(np.ones((1, 3)))

@@ -177,3 +177,46 @@ def test_boxes_and_config_checks():
     assert box_iou(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="letter"):
         TrackConfig(id_prefix="1")
+
+
+def test_coasting_joints_move_with_the_predicted_root():
+    tr = Tracker(TrackConfig(confirm_hits=1, smoothing=False))
+    rng = np.random.default_rng(2)
+    joints = np.array([0.0, 0.1, 3.0]) + rng.normal(0, 0.2, (18, 3))
+    for k in range(10):  # walking sideways at 1 m/s
+        j = joints + [k / 10, 0, 0]
+        tr.update(k / 10, j[:1], person_box(j[0])[None], j[None])
+    track = tr.tracks[0]
+    ahead = track.predicted_joints(1.4) - track.joints
+    np.testing.assert_allclose(ahead, np.broadcast_to(track.predicted_root(1.4) - track.root, ahead.shape))
+    assert ahead[0, 0] == pytest.approx(0.5, abs=0.1)  # 0.5 s at ~1 m/s
+
+
+def test_a_track_coasts_for_exactly_max_age():
+    tr = Tracker(TrackConfig(confirm_hits=1, max_age=1.0))
+    r, b, j = np.array([[0, 0, 3.0]]), person_box(np.array([0, 0, 3.0]))[None], np.zeros((1, 18, 3))
+    none = (np.zeros((0, 3)), np.zeros((0, 4)), np.zeros((0, 18, 3)))
+    tr.update(1.0, r, b, j)
+    assert [o.state for o in tr.update(2.0, *none)] == [COASTING]  # unseen for max_age: still coasting
+    assert [o.state for o in tr.update(2.5, *none)] == [ENDED]
+
+
+def test_far_but_overlapping_pairs_cost_at_most_twice_the_gate():
+    """The distance term is clipped at 2 x max_distance, so a 2D-overlap match is never priced out."""
+    tr = Tracker(TrackConfig(confirm_hits=1, max_distance=0.5, min_iou=0.3))
+    root = np.array([0.0, 0.0, 3.0])
+    tr.update(0.0, root[None], person_box(root)[None], np.zeros((1, 18, 3)))
+    far = root + [0, 0, 3.0]  # 3 m behind (a depth error), same box
+    cost = tr.cost(0.1, far[None], person_box(root)[None])
+    assert cost[0, 0] == pytest.approx(2.0)  # min(3, 2 x 0.5) / 0.5 + (1 - IoU = 0)
+
+
+def test_a_missing_pelvis_keeps_the_root_with_smoothing_on():
+    tr = Tracker(TrackConfig(confirm_hits=1))
+    root = np.array([0.0, 0.1, 3.0])
+    j = np.tile(root, (18, 1))
+    tr.update(0.0, root[None], person_box(root)[None], j[None])
+    j2 = j.copy()
+    j2[0] = np.nan  # pelvis joint lost in this frame; the root (from the hips) is still known
+    out = tr.update(0.1, root[None], person_box(root)[None], j2[None])
+    assert np.isfinite(out[0].root).all() and np.isnan(out[0].joints[0]).all()

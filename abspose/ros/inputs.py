@@ -22,9 +22,9 @@ _LAYOUTS.update({"32FC1": (1, np.float32)})
 def stamp_ns(header: Any) -> int:
     """Header stamp as integer nanoseconds (ROS 2 sec/nanosec or ROS 1 secs/nsecs)."""
     stamp = header.stamp
-    sec = getattr(stamp, "sec", getattr(stamp, "secs", 0))
-    nsec = getattr(stamp, "nanosec", getattr(stamp, "nsecs", 0))
-    return int(sec) * 1_000_000_000 + int(nsec)
+    if hasattr(stamp, "sec"):
+        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+    return int(stamp.secs) * 1_000_000_000 + int(stamp.nsecs)
 
 
 def image_array(msg: Any) -> tuple[np.ndarray, str]:
@@ -45,12 +45,9 @@ def image_array(msg: Any) -> tuple[np.ndarray, str]:
     if data.size < step * h:  # last row without padding
         data = np.concatenate([data, np.zeros(step * h - data.size, np.uint8)])
     rows = data[: step * h].reshape(h, step)[:, :row]
-    big = bool(getattr(msg, "is_bigendian", False))
-    dt = np.dtype(dtype).newbyteorder(">" if big else "<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
-    arr = np.ascontiguousarray(rows).view(dt).reshape(h, w, channels)
-    if dt.byteorder == ">":
-        arr = arr.astype(np.dtype(dtype).newbyteorder("="))
-    elif not arr.flags.writeable:  # torch cannot wrap read-only message buffers
+    wire = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")  # one-byte types ignore the order
+    arr = np.ascontiguousarray(rows).view(wire).reshape(h, w, channels).astype(dtype, copy=False)  # to native
+    if not arr.flags.writeable:  # torch cannot wrap read-only message buffers
         arr = arr.copy()
     return (arr[..., 0] if channels == 1 else arr), enc
 

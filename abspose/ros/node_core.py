@@ -86,7 +86,7 @@ class NodeCore:
         self._pending: tuple[Any, Any] | None = None
         self._running = False
         self._worker: threading.Thread | None = None
-        self._window = (0, 0, 0, 0, 0, time.monotonic())  # images, frames, skipped, failed, monocular, t
+        self._window = (Stats(), time.monotonic())  # the counters at the last diagnose() and its time
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def configure(self, params: dict[str, Any], processor: FrameProcessor | None = None) -> bool:
@@ -113,7 +113,7 @@ class NodeCore:
             raise RuntimeError("activate before configure")
         with self._lock:
             self.stats, self._pending, self._running = Stats(), None, True
-            self._window = (0, 0, 0, 0, 0, time.monotonic())
+            self._window = (Stats(), time.monotonic())
         self.depth.clear()
         self.depth_info.clear()
         self._worker = threading.Thread(target=self._work, name="abspose_worker", daemon=True)
@@ -186,7 +186,7 @@ class NodeCore:
         while True:
             with self._cond:
                 while self._running and self._pending is None:
-                    self._cond.wait(timeout=0.5)
+                    self._cond.wait()  # submit() and stop() notify
                 if not self._running:
                     return
                 image, info = self._pending
@@ -305,16 +305,10 @@ class NodeCore:
         now = time.monotonic()
         with self._lock:
             s = Stats(**vars(self.stats))
-        images0, frames0, skipped0, failed0, mono0, t0 = self._window
+        before, t0 = self._window
         dt = max(now - t0, 1e-6)
-        self._window = (s.images, s.frames, s.skipped, s.failed, s.monocular, now)
-        new = {
-            "images": s.images - images0,
-            "frames": s.frames - frames0,
-            "skipped": s.skipped - skipped0,
-            "failed": s.failed - failed0,
-            "monocular": s.monocular - mono0,
-        }
+        self._window = (s, now)
+        new = {k: getattr(s, k) - getattr(before, k) for k in ("images", "frames", "skipped", "failed", "monocular")}
         values = {
             "state": self.state,
             "device": self.processor.device if self.processor is not None else "none",

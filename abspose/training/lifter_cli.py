@@ -120,9 +120,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenes", type=COUNT, default=1500, help="rendered scenes in depth mode (default 1500)")
 
 
-def _eval_depth(args: argparse.Namespace, val) -> str:
+def _eval_depth(args: argparse.Namespace, val, model) -> str:
     from abspose import skeleton as sk
-    from abspose.lifter import Lifter
     from abspose.training.evaluate import (
         COLUMNS,
         DEPTH_BANDS,
@@ -141,7 +140,6 @@ def _eval_depth(args: argparse.Namespace, val) -> str:
 
     scenes = make_scenes(val, args.scenes, args.seed, NoiseModel.default())
     inputs = depth_inputs(scenes, args.seed + 1)
-    model = Lifter.load(args.weights, args.device)
     preds = depth_predictions(model, scenes.targets, inputs)
     valid = inputs.readout.valid.float().mean().item()
     print(f"{len(scenes)} scenes; {100 * valid:.0f} % of the joint readouts valid", flush=True)
@@ -175,16 +173,16 @@ def _eval(args: argparse.Namespace) -> int:
     from abspose.training.synth import CameraRange
     from abspose.training.train import TrainConfig, train, validation_set
 
+    model = Lifter.load(args.weights, args.device)  # a bad checkpoint fails before minutes of data loading
     data = load_mocap_set(args.data)
     val = data.split("val").to(args.device)
     if args.depth:
-        table = _eval_depth(args, val.cpu())
+        table = _eval_depth(args, val.cpu(), model)
         print(table)
         if args.output:
             Path(args.output).write_text(table + "\n")
         return 0
     batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange())
-    model = Lifter.load(args.weights, args.device)
     scored = partial(score, frame=True)  # the lifter tables also split people fully in the image from cut ones
     results = {
         "lifter (shipped)": scored(lifter_predictor(model)(batch), batch),

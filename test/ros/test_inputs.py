@@ -48,6 +48,23 @@ def test_padded_rows_and_byte_orders_round_trip():
     assert stamp_ns(image_msg(rgb, "rgb8").header) == 1_500_000_000_123
 
 
+def test_a_last_row_without_its_padding_is_read():
+    """Some drivers send step * (h - 1) + width * pixel bytes: the last row's padding left off."""
+    rng = np.random.default_rng(1)
+    mm = rng.integers(0, 9000, (3, 4), dtype=np.uint16)
+    msg = image_msg(mm, "16UC1", pad=6)
+    msg.data = msg.data[: msg.step * 2 + 8]
+    out, _ = depth_array(msg)
+    assert np.array_equal(out, mm)
+
+
+@pytest.mark.parametrize(("height", "width"), [(0, 5), (4, 0), (0, 0)])
+def test_empty_images_are_refused(height, width):
+    msg = image_msg(np.zeros((4, 5, 3), np.uint8), "rgb8", height=height, width=width)
+    with pytest.raises(ImageError, match=rf"empty image \({width}x{height}\)"):
+        image_array(msg)
+
+
 def test_broken_images_raise_clear_errors():
     rgb = np.zeros((4, 5, 3), np.uint8)
     with pytest.raises(ImageError, match="unsupported image encoding 'yuv422'"):

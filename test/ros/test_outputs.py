@@ -74,7 +74,14 @@ def test_markers_lines_spheres_labels_delete_and_deleteall():
     assert bones.type == M.LINE_LIST and joints.type == M.SPHERE_LIST and label.type == M.TEXT_VIEW_FACING
     assert len(bones.points) == 2 * (len(sk.BONES) - 1)  # the bone to the missing wrist is left out
     assert len(joints.points) == sk.NUM_JOINTS - 1
-    assert label.text.startswith("p4 ") and label.text.endswith(" m")
+    assert label.text == f"p4 {np.linalg.norm(shown[0].root):.1f} m"
+    head = shown[0].joints[sk.JOINT_INDEX["head"]]
+    pos = label.pose.position
+    assert (pos.x, pos.z) == pytest.approx((head[0], head[2])) and 0.2 < head[1] - pos.y < 0.4  # above (y down)
+    assert (label.color.r, label.color.g, label.color.b, label.color.a) == (1.0, 1.0, 1.0, 1.0)
+    assert joints.scale.x == joints.scale.y == joints.scale.z and 0.03 <= joints.scale.x <= 0.1  # a joint-sized ball
+    assert 0.01 <= bones.scale.x < joints.scale.x  # lines thinner than the balls
+    assert bones.color.a == joints.color.a == 1.0  # confirmed: opaque
     assert by[("bones", 7)].color.a < bones.color.a  # coasting drawn faded
     assert (bones.color.r, bones.color.g, bones.color.b) != (
         by[("bones", 7)].color.r,

@@ -9,6 +9,7 @@ from PIL import Image
 from rosbags.highlevel import AnyReader
 
 from abspose.cli import main
+from abspose.overlay import PALETTE
 from abspose.ros.messages import typestore
 from abspose.ros.runner import InputError, Topics, bag_frames
 
@@ -82,7 +83,11 @@ def test_video_with_overlay_and_images_with_intrinsics(tmp_path, capsys):
     )
     captured = capsys.readouterr()
     assert "assuming a 60 deg horizontal field of view" in captured.err
-    assert len(list(overlay.glob("*.png"))) == 5
+    pictures = sorted(overlay.glob("*.png"))
+    assert len(pictures) == 5
+    with Image.open(pictures[0]) as im:  # people drawn: the palette's colours appear
+        colours = {tuple(c) for c in np.asarray(im.convert("RGB")).reshape(-1, 3)[::7]}
+    assert PALETTE[0] in colours
     with Image.open(plot) as im:
         assert im.size == (800, 700)
     assert len(read_outputs(out)["/abspose/skeletons"]) == 5

@@ -15,8 +15,13 @@ def test_nearest_within_slop_and_bounded():
     msg, offset = buf.closest(260_000_000)
     assert msg == "m3" and abs(offset - 0.04) < 1e-12
     assert buf.nearest(260_000_000, slop=0.05) == "m3" and buf.nearest(260_000_000, slop=0.03) is None
+    assert buf.nearest(500_000_000, slop=0.1) == "m4"  # exactly slop away: within
     buf.clear()
     assert buf.nearest(0) is None
+    tiny = StampBuffer(0)  # holds at least the newest message
+    tiny.add(1, "a")
+    tiny.add(2, "b")
+    assert list(tiny.items) == [(2, "b")]
 
 
 def test_lookups_while_other_threads_add_never_fail():

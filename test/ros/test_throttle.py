@@ -7,7 +7,7 @@ def test_once_per_period_per_kind_and_counted():
     now = [0.0]
     lines = []
     throttle = Throttle(5.0, lines.append, clock=lambda: now[0])
-    assert throttle("a", "a1") and not throttle("a", "a2")
+    assert throttle("a", "a1") is True and throttle("a", "a2") is False
     assert throttle("b", "b1")  # another kind is not held back
     now[0] = 4.9
     assert not throttle("a", "a3")
