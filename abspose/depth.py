@@ -53,6 +53,9 @@ class DepthError(ValueError):
     """A depth image or depth geometry the pipeline cannot use; the message says what is wrong."""
 
 
+MAX_DEPTH = 100.0  # m: readings beyond are invalid (a 32FC1 image of 1e30 m once crashed the torso-plane fit)
+
+
 @dataclass
 class DepthConfig:
     """Readout parameters (pixels, metres)."""
@@ -94,7 +97,8 @@ class Readout:
 def depth_to_metres(
     image: np.ndarray | torch.Tensor, encoding: str, scale: float | None = None, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
-    """Depth image [H, W] -> float32 metres on ``device``, NaN where invalid (0, NaN, inf, negative)."""
+    """Depth image [H, W] -> float32 metres on ``device``, NaN where invalid (0, NaN, inf, negative, or beyond
+    ``MAX_DEPTH``: no body-tracking sensor reads that far, such values are garbage)."""
     if encoding not in DEPTH_ENCODINGS:
         raise DepthError(f"unsupported depth encoding '{encoding}' (supported: {', '.join(DEPTH_ENCODINGS)})")
     np_dtype, torch_dtype = _DTYPES[encoding]
@@ -109,7 +113,7 @@ def depth_to_metres(
     if not unit > 0:
         raise DepthError(f"depth scale must be positive, got {scale}")
     z = t.to(device).float() * unit
-    return torch.where(torch.isfinite(z) & (z > 0), z, torch.full_like(z, float("nan")))
+    return torch.where((z > 0) & (z <= MAX_DEPTH), z, torch.full_like(z, float("nan")))  # NaN fails both
 
 
 def depth_pixels(keypoints: torch.Tensor, color: CameraModel, depth: CameraModel) -> torch.Tensor:

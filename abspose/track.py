@@ -24,6 +24,7 @@ from abspose.smoothing import OneEuroConfig, OneEuroFilter
 
 TENTATIVE, CONFIRMED, COASTING, ENDED = 0, 1, 2, 3  # = abspose_ros/msg/Skeleton TRACK_*
 _FORBIDDEN = 1e6
+MAX_EXTRAPOLATION = 1.0  # s: the longest a coasting track's root is carried along its velocity
 
 
 @dataclass
@@ -61,8 +62,9 @@ class Track:
     filter: OneEuroFilter | None = None
 
     def predicted_root(self, t: float) -> np.ndarray:
-        """Root at time t (s) under constant velocity since the last observation."""
-        return self.root + np.nan_to_num(self.velocity) * max(0.0, t - self.last_seen)
+        """Root at time t (s) under constant velocity since the last observation, for at most
+        ``MAX_EXTRAPOLATION`` s (then it holds: nobody walks on in a straight line for long unseen)."""
+        return self.root + np.nan_to_num(self.velocity) * min(max(0.0, t - self.last_seen), MAX_EXTRAPOLATION)
 
     def predicted_joints(self, t: float) -> np.ndarray:
         """Joints [J, 3] carried along with the predicted root (= the observed joints when seen at t)."""

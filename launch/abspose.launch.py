@@ -7,6 +7,8 @@ RealSense wrapper (color/image_raw, aligned_depth_to_color/image_raw). Every oth
 ``config`` (default: this package's config/abspose.yaml); ``device`` and ``use_depth`` override it.
 """
 
+import tempfile
+
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -33,6 +35,12 @@ def _topic(ns: str, name: str) -> str:
     return name if name.startswith("/") else f"{ns.rstrip('/')}/{name}"
 
 
+def _namespaced_rviz(text: str, namespace: str) -> str:
+    """The RViz config's /abspose/... topics moved under the node's namespace."""
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return text.replace("Value: /abspose/", f"Value: {ns}/abspose/")
+
+
 def _node(context):
     get = lambda name: LaunchConfiguration(name).perform(context)  # noqa: E731
     ns = get("camera_namespace")
@@ -55,17 +63,19 @@ def _node(context):
         output="screen",
         parameters=[LaunchConfiguration("config"), overrides],
     )
+    rviz_config = PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.rviz"]).perform(context)
+    if get("namespace").strip("/"):  # the shipped config shows /abspose/...: write one for this namespace
+        with open(rviz_config) as f:
+            text = _namespaced_rviz(f.read(), get("namespace"))
+        with tempfile.NamedTemporaryFile("w", prefix="abspose_", suffix=".rviz", delete=False) as f:
+            f.write(text)
+            rviz_config = f.name
     rviz = Node(
         package="rviz2",
         executable="rviz2",
         name="abspose_rviz",
         output="screen",
-        arguments=[
-            "-d",
-            PathJoinSubstitution([FindPackageShare("abspose_ros"), "config", "abspose.rviz"]),
-            "-f",
-            get("fixed_frame"),
-        ],
+        arguments=["-d", rviz_config, "-f", get("fixed_frame")],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
     return [node, rviz]

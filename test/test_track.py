@@ -5,7 +5,17 @@ import itertools
 import numpy as np
 import pytest
 
-from abspose.track import COASTING, CONFIRMED, ENDED, TENTATIVE, TrackConfig, Tracker, box_iou, keypoint_boxes
+from abspose.track import (
+    COASTING,
+    CONFIRMED,
+    ENDED,
+    MAX_EXTRAPOLATION,
+    TENTATIVE,
+    TrackConfig,
+    Tracker,
+    box_iou,
+    keypoint_boxes,
+)
 
 F = 500.0  # px
 CX, CY = 320.0, 240.0
@@ -190,6 +200,10 @@ def test_coasting_joints_move_with_the_predicted_root():
     ahead = track.predicted_joints(1.4) - track.joints
     np.testing.assert_allclose(ahead, np.broadcast_to(track.predicted_root(1.4) - track.root, ahead.shape))
     assert ahead[0, 0] == pytest.approx(0.5, abs=0.1)  # 0.5 s at ~1 m/s
+    # extrapolation stops after MAX_EXTRAPOLATION: 10,000 s unseen is not 10 km away
+    held = track.predicted_root(track.last_seen + 1e4) - track.root
+    np.testing.assert_allclose(held, track.predicted_root(track.last_seen + MAX_EXTRAPOLATION) - track.root)
+    assert np.linalg.norm(held) < 2.0
 
 
 def test_a_track_coasts_for_exactly_max_age():

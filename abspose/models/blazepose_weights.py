@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -44,7 +45,7 @@ LICENSE_NOTE = (
 )
 
 
-class WeightsError(RuntimeError):
+class WeightsError(OSError):
     """The BlazePose weights could not be found, verified or converted; the message says where it looked."""
 
 
@@ -99,6 +100,11 @@ def find_tflite(name: str, source: str | Path | None = None, download: bool = Tr
     wheels = sorted(wheel_dir.glob(f"mediapipe-{MEDIAPIPE_VERSION}-*.whl"))
     if not wheels and download:
         wheel_dir.mkdir(parents=True, exist_ok=True)
+        print(
+            f"abspose: downloading mediapipe=={MEDIAPIPE_VERSION} (one wheel, ~35-50 MB, from the package index pip "
+            f"is set up for) with `pip download --no-deps` into {wheel_dir}",
+            file=sys.stderr,
+        )
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheel_dir)]
         proc = subprocess.run([*cmd, f"mediapipe=={MEDIAPIPE_VERSION}"], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -108,8 +114,8 @@ def find_tflite(name: str, source: str | Path | None = None, download: bool = Tr
         return _from_wheel(name, wheels[0])
     tried.append(f"{wheel_dir}/mediapipe-{MEDIAPIPE_VERSION}-*.whl")
     raise WeightsError(
-        f"BlazePose {name} model not found; looked in: {'; '.join(tried)}. "
-        f"Run `abspose weights --source PATH` with a mediapipe {MEDIAPIPE_VERSION} wheel."
+        f"BlazePose {name} model not found; looked in: {'; '.join(tried)}. Run `abspose weights` once (it "
+        f"downloads the mediapipe {MEDIAPIPE_VERSION} wheel with pip), or `abspose weights --source WHEEL` offline."
     )
 
 
@@ -126,7 +132,7 @@ def convert(name: str, source: str | Path | None = None, download: bool = True) 
         "format": FORMAT_VERSION,
         "license": LICENSE_NOTE,
     }
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # two first runs at once: no shared name
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(out)
     (out.parent / "BLAZEPOSE_NOTICE.txt").write_text(LICENSE_NOTE + "\n")
@@ -156,8 +162,9 @@ def _valid(name: str, path: Path) -> bool:
 
 
 def load_graph(name: str, outputs: list[int] | None = None, device: str | torch.device = "cpu") -> TFLiteGraph:
-    """The converted model as a torch module in eval mode on ``device`` (converting on first use)."""
-    path = ensure()[name]
+    """The converted model as a torch module in eval mode on ``device``. Never downloads (a robot is often
+    offline): converts from an installed mediapipe or a cached wheel, else WeightsError naming the command."""
+    path = ensure(download=False)[name]
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as f:
         spec = json.loads((f.metadata() or {})["graph"])

@@ -15,8 +15,12 @@ def _weights_args(p: argparse.ArgumentParser) -> None:
 
 @command("weights", "convert BlazePose's weights from the mediapipe 0.10.21 wheel into the cache", _weights_args)
 def weights(args: argparse.Namespace) -> int:
-    from abspose.models.blazepose_weights import WeightsError, ensure
+    from abspose.models.blazepose_weights import MEDIAPIPE_VERSION, WeightsError, cache_dir, ensure
 
+    source = args.source or f"an installed mediapipe {MEDIAPIPE_VERSION}, a wheel in {cache_dir() / 'wheels'}"
+    if not args.source and not args.no_download:
+        source += ", else pip download"
+    print(f"BlazePose weights from {source}; SHA-256 checked; safetensors into {cache_dir()}", flush=True)
     try:
         paths = ensure(args.source, download=not args.no_download)
     except WeightsError as exc:

@@ -227,8 +227,8 @@ def settings(params: dict[str, Any]) -> Settings:
     return Settings(pipeline, tracking, p)
 
 
-def write_yaml(path: str | Path, params: dict[str, Any] | None = None, node: str = NODE_NAME) -> None:
-    """Write parameters as a ROS 2 parameter YAML (nested by the dots)."""
+def write_yaml(path: str | Path, params: dict[str, Any] | None = None, node: str = "/**") -> None:
+    """Write parameters as a ROS 2 parameter YAML (nested by the dots); ``/**`` matches any node name and namespace."""
     tree: dict[str, Any] = {}
     for name, value in (params or DEFAULTS).items():
         *parents, leaf = name.split(".")

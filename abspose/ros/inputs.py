@@ -7,6 +7,7 @@ check a broken driver can fail (unknown encoding, step too small, truncated data
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,24 @@ def stamp_ns(header: Any) -> int:
     return int(stamp.secs) * 1_000_000_000 + int(stamp.nsecs)
 
 
+def check_header(header: Any, id_prefix: str = "") -> tuple[int, str]:
+    """(stamp ns, frame_id) of a header the outputs can carry unchanged; ImageError saying what is wrong with
+    a stamp ROS 2 cannot hold (nanosec >= 1e9, sec outside int32) or a frame_id TF cannot take (empty, or one
+    of the frames this node publishes under it: body_<id>, <joint>_<id>)."""
+    stamp = header.stamp
+    sec, nsec = (stamp.sec, stamp.nanosec) if hasattr(stamp, "sec") else (stamp.secs, stamp.nsecs)
+    if not 0 <= int(nsec) < 1_000_000_000:
+        raise ImageError(f"header stamp nanosec {nsec} is not in [0, 1e9)")
+    if not -(2**31) <= int(sec) < 2**31:
+        raise ImageError(f"header stamp sec {sec} does not fit a ROS 2 time (int32)")
+    frame = str(header.frame_id)
+    if not frame.strip():
+        raise ImageError("header frame_id is empty: the outputs would have no frame to be in")
+    if id_prefix and (frame.startswith("body_") or re.fullmatch(rf"[a-z_]+_{re.escape(id_prefix)}\d+", frame)):
+        raise ImageError(f"header frame_id '{frame}' is a frame this node publishes (body_<id>, <joint>_<id>)")
+    return int(sec) * 1_000_000_000 + int(nsec), frame
+
+
 def image_array(msg: Any) -> tuple[np.ndarray, str]:
     """(HxW or HxWxC array in native byte order, encoding) from a sensor_msgs/Image."""
     enc = str(msg.encoding)
@@ -42,9 +61,9 @@ def image_array(msg: Any) -> tuple[np.ndarray, str]:
     data = np.frombuffer(memoryview(msg.data).cast("B"), np.uint8)
     if data.size < step * (h - 1) + row:
         raise ImageError(f"image data truncated: {data.size} bytes for {h} rows of step {step} ('{enc}', {w}x{h})")
-    if data.size < step * h:  # last row without padding
-        data = np.concatenate([data, np.zeros(step * h - data.size, np.uint8)])
-    rows = data[: step * h].reshape(h, step)[:, :row]
+    # h rows of `row` bytes, `step` apart (the last row's padding may be missing); no copy beyond the pixels,
+    # whatever step claims
+    rows = np.lib.stride_tricks.as_strided(data, shape=(h, row), strides=(step, 1), writeable=False)
     wire = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")  # one-byte types ignore the order
     arr = np.ascontiguousarray(rows).view(wire).reshape(h, w, channels).astype(dtype, copy=False)  # to native
     if not arr.flags.writeable:  # torch cannot wrap read-only message buffers

@@ -17,6 +17,7 @@ from typing import Any
 from abspose.ros.config import check
 from abspose.ros.inputs import stamp_ns
 from abspose.ros.messages import MessageTypes
+from abspose.ros.preflight import problems
 from abspose.ros.processor import FrameError, FrameProcessor, FrameResult
 from abspose.ros.sync import StampBuffer
 from abspose.ros.throttle import Throttle
@@ -91,6 +92,10 @@ class NodeCore:
     # -- lifecycle ------------------------------------------------------------------------------------
     def configure(self, params: dict[str, Any], processor: FrameProcessor | None = None) -> bool:
         """Check the parameters and load the models (or take ``processor``); False, logged, on failure."""
+        missing = problems()
+        if missing:  # one line that names everything to install or run
+            self.log("error", "configure failed: " + "; ".join(missing))
+            return False
         try:
             self.params = check(params, "ROS parameters")
             self.processor = processor or FrameProcessor(self.params, self.types)

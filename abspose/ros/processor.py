@@ -21,7 +21,7 @@ from abspose.image import ImageError
 from abspose.pipeline import People, Pipeline
 from abspose.ros import outputs
 from abspose.ros.config import settings
-from abspose.ros.inputs import depth_array, image_array, stamp_ns
+from abspose.ros.inputs import check_header, depth_array, image_array
 from abspose.ros.messages import MessageTypes
 from abspose.track import ENDED, Tracker, keypoint_boxes
 
@@ -79,7 +79,10 @@ class FrameProcessor:
 
     def process(self, image: Any, info: Any, depth: Any = None, depth_info: Any = None) -> FrameResult:
         start = time.perf_counter()
-        stamp, frame_id = stamp_ns(image.header), str(image.header.frame_id)
+        try:
+            stamp, frame_id = check_header(image.header, self.params["tracking.id_prefix"])
+        except ImageError as exc:
+            raise FrameError(f"image: {exc}") from exc
         camera = self.camera(info, "colour")
         try:
             array, encoding = image_array(image)
@@ -111,6 +114,10 @@ class FrameProcessor:
             warnings.append(f"depth ignored, running monocular: {exc}")
         except (ImageError, CameraError) as exc:
             raise FrameError(str(exc)) from exc
+        except Exception as exc:  # any failure of the depth path costs the depth, never the frame
+            if not depth:
+                raise
+            warnings.append(f"depth readout failed ({type(exc).__name__}: {exc}), running monocular")
         try:
             return self.pipeline(array, camera, encoding).cpu()
         except (ImageError, CameraError) as exc:
@@ -139,17 +146,18 @@ class FrameProcessor:
                     conf[d],
                 )
                 self._last[tr.id] = person  # the last observation, for coasting
-            else:  # coasting or ended: the last observation carried along with the predicted root
+            else:  # coasting: the last observation carried along the predicted root; ended: where last seen
                 last = self._last[tr.id]
                 age = max(0.0, t - tr.last_seen)
+                at = t if tr.state != ENDED else tr.last_seen
                 person = outputs.Person(
                     tr.id,
                     tr.number,
                     tr.state,
                     last.score,
-                    tr.predicted_root(t),
+                    tr.predicted_root(at),
                     tr.velocity.copy(),
-                    tr.predicted_joints(t),
+                    tr.predicted_joints(at),
                     last.uncertainty + 0.5 * age,
                     last.source,
                     np.full_like(last.keypoints, np.nan),

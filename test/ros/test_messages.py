@@ -104,8 +104,10 @@ def test_package_xml_is_format_3_ament_cmake_and_lists_message_dependencies():
     assert {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"} <= names(pkg.buildtool_depends)
     assert {"std_msgs", "geometry_msgs"} <= names(pkg.build_depends) & names(pkg.exec_depends)
     runtime = {"rclpy", "rosidl_default_runtime", "sensor_msgs", "visualization_msgs", "message_filters"}
-    runtime |= {"tf2_ros_py", "diagnostic_updater", "launch_ros", "python3-torch", "python3-numpy"}
+    runtime |= {"tf2_ros_py", "diagnostic_updater", "launch_ros", "python3-numpy", "python3-pil", "rcl_interfaces"}
     assert runtime <= names(pkg.exec_depends)
+    # rosdep's python3-torch is too old (1.13 on Debian 12) and CPU-only: torch comes from pip (README)
+    assert "python3-torch" not in names(pkg.exec_depends)
     assert "rosidl_interface_packages" in {g.name for g in pkg.member_of_groups}
     # every message dependency used in the .msg files is a declared dependency
     used = set()

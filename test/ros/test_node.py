@@ -85,7 +85,7 @@ def test_node_keeps_to_glue():
 
 def test_launch_file_arguments_and_parameters():
     tree = ast.parse(LAUNCH.read_text())
-    assert imported_modules(tree) <= {"launch", "launch_ros"}
+    assert imported_modules(tree) <= {"launch", "launch_ros", "tempfile"}
     text = LAUNCH.read_text()
     for key in re.findall(r'overrides\["([a-z_.0-9]+)"\]', text) + re.findall(r'^\s+"([a-z_]+_topic)":', text, re.M):
         assert key in config.DEFAULTS, key
@@ -101,6 +101,21 @@ def test_launch_file_arguments_and_parameters():
     assert '"config", "abspose.rviz"' in text and '"config", "abspose.yaml"' in text
 
 
+def test_a_namespaced_launch_keeps_the_parameters_and_the_rviz_topics():
+    """`namespace:=robot` once dropped config/abspose.yaml (keyed by the node name) and RViz showed nothing."""
+    tree = yaml.safe_load((REPO / "config" / "abspose.yaml").read_text())
+    assert list(tree) == ["/**"]  # matches the node under any name and namespace
+    fn = next(n for n in ast.parse(LAUNCH.read_text()).body if getattr(n, "name", "") == "_namespaced_rviz")
+    scope: dict = {}
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), str(LAUNCH), "exec"), scope)
+    rviz = (REPO / "config" / "abspose.rviz").read_text()
+    moved = yaml.safe_load(scope["_namespaced_rviz"](rviz, "/robot/"))
+    topics = {d["Class"]: d.get("Topic", {}).get("Value") for d in moved["Visualization Manager"]["Displays"]}
+    assert topics["rviz_default_plugins/MarkerArray"] == f"/robot/{config.NODE_NAME}/markers"
+    assert topics["rviz_default_plugins/Image"] == f"/robot/{config.NODE_NAME}/debug_image"
+    assert scope["_namespaced_rviz"](rviz, "") == rviz
+
+
 def test_rviz_config_shows_the_node_outputs():
     rviz = yaml.safe_load((REPO / "config" / "abspose.rviz").read_text())
     displays = {d["Class"]: d for d in rviz["Visualization Manager"]["Displays"]}
@@ -111,6 +126,10 @@ def test_rviz_config_shows_the_node_outputs():
 
 def test_cmake_installs_node_launch_and_config():
     cmake = (REPO / "CMakeLists.txt").read_text()
+    # the abspose command after a colcon build (`ros2 run abspose_ros abspose weights`)
+    script = REPO / "scripts" / "abspose"
+    assert os.access(script, os.X_OK) and "from abspose.cli import main" in script.read_text()
+    assert "install(PROGRAMS scripts/abspose DESTINATION lib/${PROJECT_NAME})" in cmake
     assert 'file(GLOB node_scripts "${CMAKE_CURRENT_SOURCE_DIR}/scripts/abspose_*")' in cmake
     assert "install(DIRECTORY launch config DESTINATION share/${PROJECT_NAME})" in cmake
     assert NODE.name.startswith("abspose_")

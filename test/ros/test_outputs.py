@@ -89,6 +89,11 @@ def test_markers_lines_spheres_labels_delete_and_deleteall():
         by[("bones", 7)].color.b,
     )
     assert all(m.header.frame_id == FRAME for m in msg.markers)
+    for m in msg.markers:  # identity orientation: RViz drops markers whose quaternion is not normalized
+        q = m.pose.orientation
+        assert (q.x, q.y, q.z, q.w) == (0.0, 0.0, 0.0, 1.0)
+    for m in msg.markers:
+        assert 0.0 <= min(m.color.r, m.color.g, m.color.b) and max(m.color.r, m.color.g, m.color.b) <= 1.0
     empty = roundtrip(outputs.marker_array(T, hdr, [], []))
     assert [m.action for m in empty.markers] == [M.DELETEALL]
 

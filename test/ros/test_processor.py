@@ -51,6 +51,22 @@ def test_depth_problems_fall_back_to_monocular(bag_frame, make):
     result = proc.process(image, info, odd)
     assert result.warnings and "unsupported depth encoding '64FC1'" in result.warnings[0]
     assert len(result.people) >= 1
+    # implausible readings (a 32FC1 image of 1e30 m once crashed the torso-plane fit) are invalid: monocular
+    huge = dataclasses.replace(depth, data=np.full(depth.data.size // 4, 1e30, np.float32).view(np.uint8))
+    result = proc.process(image, info, huge)
+    near = min(result.people, key=lambda p: p.root[2])
+    assert set(np.unique(near.source)) <= {SOURCE_LIFTED, SOURCE_INVALID} and 1.0 < near.root[2] < 3.0
+
+
+def restamp(msg, sec: int, nanosec: int):
+    return dataclasses.replace(
+        msg,
+        header=dataclasses.replace(msg.header, stamp=T.make("builtin_interfaces/msg/Time", sec=sec, nanosec=nanosec)),
+    )
+
+
+def reframe(msg, frame_id: str):
+    return dataclasses.replace(msg, header=dataclasses.replace(msg.header, frame_id=frame_id))
 
 
 @pytest.mark.parametrize(
@@ -62,6 +78,12 @@ def test_depth_problems_fall_back_to_monocular(bag_frame, make):
         (lambda im, ci: (dataclasses.replace(im, encoding="yuv422"), ci), "unsupported image encoding 'yuv422'"),
         (lambda im, ci: (dataclasses.replace(im, data=im.data[:1000]), ci), "truncated"),
         (lambda im, ci: (im, dataclasses.replace(ci, width=1280, height=960)), "1280x960"),
+        (lambda im, ci: (restamp(im, 5, 1_000_000_000), ci), "nanosec 1000000000 is not in"),
+        (lambda im, ci: (restamp(im, 2**31, 0), ci), "does not fit a ROS 2 time"),
+        (lambda im, ci: (reframe(im, ""), ci), "frame_id is empty"),
+        (lambda im, ci: (reframe(im, "body_p1"), ci), "'body_p1' is a frame this node publishes"),
+        (lambda im, ci: (reframe(im, "left_wrist_p3"), ci), "'left_wrist_p3' is a frame this node publishes"),
+        (lambda im, ci: (dataclasses.replace(im, height=1, step=2**32 - 1), ci), "image is 640x1 but its CameraInfo"),
     ],
 )
 def test_bad_frames_are_skipped_with_the_reason(bag_frame, make, change, message):
@@ -83,9 +105,12 @@ def test_tracks_keep_ids_over_a_repeated_frame_and_end_after_max_age(bag_frame, 
     later = dataclasses.replace(
         image, header=dataclasses.replace(image.header, stamp=T.make("builtin_interfaces/msg/Time", sec=105, nanosec=0))
     )
+    last = {p.id: p.root for p in proc.process(restamp(image, 100, 300_000_000), info, None).people}
     result = proc.process(later, info, None)
     ended = [p for p in result.people if p.state == 3]
     assert {p.id for p in ended} == ids[0]  # the old track ends ...
+    for p in ended:  # ... published where it was last seen, not extrapolated over the 4.7 s gap
+        np.testing.assert_allclose(p.root, last[p.id])
     assert not ({p.id for p in result.people if p.state != 3} & ids[0])  # ... and its id is not reused
     names = {m.ns for m in result.markers.markers if m.action == m.DELETE}
     assert names == {"bones", "joints", "labels"}
