@@ -116,17 +116,19 @@ class CameraModel:
         roi_msg = _field(msg, "roi", default=None)
         roi = (0, 0, 0, 0)
         if roi_msg is not None:
-            roi = tuple(int(_field(roi_msg, f, default=0)) for f in ("x_offset", "y_offset", "width", "height"))
+            roi = tuple(
+                _whole(_field(roi_msg, f, default=0), f"roi.{f}") for f in ("x_offset", "y_offset", "width", "height")
+            )
         return cls(
             k_full=k.reshape(3, 3),
             d=d,
             distortion_model=model,
-            width=int(_field(msg, "width", default=0)),
-            height=int(_field(msg, "height", default=0)),
+            width=_whole(_field(msg, "width", default=0), "width"),
+            height=_whole(_field(msg, "height", default=0), "height"),
             r=r,
             p=p,
-            binning_x=max(1, int(_field(msg, "binning_x", default=1) or 1)),
-            binning_y=max(1, int(_field(msg, "binning_y", default=1) or 1)),
+            binning_x=max(1, _whole(_field(msg, "binning_x", default=1) or 1, "binning_x")),
+            binning_y=max(1, _whole(_field(msg, "binning_y", default=1) or 1, "binning_y")),
             roi=roi,  # type: ignore[arg-type]
         )
 
@@ -308,6 +310,14 @@ class CameraModel:
         return torch.cat([xy * z, z], dim=-1)
 
 
+def _whole(value: Any, name: str) -> int:
+    """An integer CameraInfo field; a fraction (width 640.7) is an error, not truncated."""
+    number = float(value)
+    if not number.is_integer():
+        raise CameraError(f"{name} must be a whole number, got {value!r}")
+    return int(number)
+
+
 def load_camera_info(path: str | Path) -> CameraModel:
     """CameraModel from a file: CameraInfo as JSON (fields k/K, d/D, …) or a ROS calibration YAML
     (camera_calibration_parsers: image_width, camera_matrix.data, distortion_coefficients.data, …).
@@ -319,7 +329,7 @@ def load_camera_info(path: str | Path) -> CameraModel:
         text = path.read_text()
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise CameraError(f"{path}: cannot read camera info: {exc}") from exc
+        raise CameraError(f"{path}: cannot read camera info: {' '.join(str(exc).split())}") from exc
     if not isinstance(data, Mapping):
         raise CameraError(f"{path}: expected a mapping of CameraInfo fields, got {type(data).__name__}")
     if "camera_matrix" in data:  # ROS calibration YAML

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from abspose import skeleton as sk
-from abspose.camera import CameraModel
+from abspose.camera import CameraError, CameraModel
 
 # encoding -> metres per unit
 DEPTH_ENCODINGS: dict[str, float] = {"16UC1": 0.001, "mono16": 0.001, "32FC1": 1.0}
@@ -287,7 +287,10 @@ def read_registered(
                 f"depth image is {dw}x{dh} but the colour image is {camera.image_size[0]}x"
                 f"{camera.image_size[1]}: give the depth CameraInfo"
             )
-        dcam.check_image(dw, dh)
+        try:
+            dcam.check_image(dw, dh)
+        except CameraError as exc:  # the depth stream's fault: costs the depth, not the frame
+            raise DepthError(f"depth stream: {exc}") from exc
     px = depth_pixels(ideal, camera, dcam) if dcam is not camera else camera.distort_pixels(ideal.double())
     kc = torch.as_tensor(camera.K, dtype=torch.float32, device=ideal.device)
     rays = (ideal.float() - kc[:2, 2]) / torch.stack([kc[0, 0], kc[1, 1]])

@@ -7,6 +7,7 @@ what is wrong; the caller logs it and skips the frame.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ ENCODINGS: dict[str, tuple[int, type, tuple[int, ...] | None]] = {
     "mono16": (1, np.uint16, None),
     "16UC1": (1, np.uint16, None),
 }
+
+
+MAX_PIXELS = 64_000_000  # image files larger than this are refused before decoding (decompression bombs)
 
 
 class ImageError(ValueError):
@@ -87,7 +91,13 @@ def read_image(path: str | Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings(), Image.open(path) as im:  # lazy: the header only
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked here
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise ValueError(
+                    f"{path}: image is {w}x{h} = {w * h / 1e6:.0f} MP, more than {MAX_PIXELS / 1e6:.0f} MP"
+                )
             return np.array(im.convert("RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: cannot read image ({exc})") from exc

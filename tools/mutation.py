@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -108,13 +109,14 @@ def _apply(node: ast.AST) -> None:
         node.value = None
 
 
-def mutants(module: str) -> list[Mutant]:
-    tree = ast.parse((REPO / module).read_text())
+def mutants(module: str, root: Path = REPO) -> list[Mutant]:
+    tree = ast.parse((root / module).read_text())
     return [Mutant(module, i, node.lineno, what) for i, (node, what) in enumerate(_points(tree))]
 
 
-def mutated_source(m: Mutant) -> str:
-    tree = ast.parse((REPO / m.module).read_text())
+def mutated_source(m: Mutant, source: str) -> str:
+    """``source`` (the module as it was when the mutants were listed) with mutant ``m`` applied."""
+    tree = ast.parse(source)
     node, _ = _points(tree)[m.index]
     if isinstance(node, ast.UnaryOp):  # `not x` -> `x`: replace the node in its parent
         for parent in ast.walk(tree):
@@ -128,9 +130,9 @@ def mutated_source(m: Mutant) -> str:
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
-def _copy_tree(dest: Path) -> None:
+def _copy_tree(dest: Path, src: Path = REPO) -> None:
     ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", ".ruff_cache")
-    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+    shutil.copytree(src, dest, ignore=ignore, symlinks=True)
 
 
 def _pytest(workdir: Path, tests: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -144,8 +146,8 @@ def _pytest(workdir: Path, tests: list[str], timeout: float) -> subprocess.Compl
 def run_one(m: Mutant, workdir: Path, timeout: float) -> tuple[Mutant, str, float]:
     """'killed', 'timeout' or 'survived' for one mutant, run in ``workdir`` (a private copy of the tree)."""
     target = workdir / m.module
-    original = target.read_text()
-    target.write_text(mutated_source(m))
+    original = target.read_text()  # the copy's snapshot: edits to the working tree meanwhile do not leak in
+    target.write_text(mutated_source(m, original))
     start = time.monotonic()
     try:
         r = _pytest(workdir, TARGETS[m.module], timeout)
@@ -166,17 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="modules whose path contains this text")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    chosen: list[Mutant] = []
-    for module in TARGETS:
-        if args.only not in module:
-            continue
-        ms = mutants(module)
-        chosen += rng.sample(ms, min(args.per_module, len(ms))) if args.per_module else ms
-    print(f"{len(chosen)} mutants in {len({m.module for m in chosen})} modules, {args.jobs} jobs", flush=True)
     with tempfile.TemporaryDirectory(prefix="abspose_mutation_") as tmp:
         dirs = [Path(tmp) / f"w{j}" for j in range(args.jobs)]
-        for d in dirs:
-            _copy_tree(d)
+        _copy_tree(dirs[0])  # one snapshot of the tree: mutants are listed and made from it
+        for d in dirs[1:]:
+            _copy_tree(d, dirs[0])
+        chosen: list[Mutant] = []
+        for module in TARGETS:
+            if args.only not in module:
+                continue
+            ms = mutants(module, dirs[0])
+            chosen += rng.sample(ms, min(args.per_module, len(ms))) if args.per_module else ms
+        print(f"{len(chosen)} mutants in {len({m.module for m in chosen})} modules, {args.jobs} jobs", flush=True)
         tests = sorted({t for m in chosen for t in TARGETS[m.module]})
         base = _pytest(dirs[0], tests, 10 * args.timeout)  # unmutated, the tests must pass (and not skip)
         summary = (base.stdout.strip().splitlines() or ["no output"])[-1]
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             print("the unmutated tests must pass without skips; is ../shared/data there?", file=sys.stderr)
             return 2
         free = list(dirs)
-        lock = __import__("threading").Lock()
+        lock = threading.Lock()
 
         def task(m: Mutant) -> tuple[Mutant, str, float]:
             with lock:

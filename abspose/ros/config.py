@@ -8,6 +8,7 @@ the core's config objects. Units: seconds, metres, pixels, Hz.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,11 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "warn_period": _ANY,
 }
 CHOICES: dict[str, tuple[str, ...]] = {"qos": ("sensor_data", "reliable")}
+# Parameters a running node applies at once when set (ros2 param set); the others at the next configure.
+LIVE = frozenset(
+    {"depth_slop", "warn_period"}
+    | {f"publish.{n}" for n in ("skeletons", "markers", "tf", "joint_tf", "marker_lifetime", "tentative")}
+)
 
 
 class ConfigError(ValueError):
@@ -146,6 +152,8 @@ def refusal(current: dict[str, Any], changes: dict[str, Any]) -> str | None:
 
 
 def _check_range(name: str, value: Any, where: str) -> None:
+    if name == "device" and not re.fullmatch(r"(cpu|cuda(:\d+)?|mps)?", value):
+        raise ConfigError(f"{where}: 'device' must be '', cpu, cuda or cuda:N, got {value!r}")
     if name in CHOICES and value not in CHOICES[name]:
         raise ConfigError(f"{where}: '{name}' must be one of {', '.join(CHOICES[name])}, got {value!r}")
     if name in LIMITS:
@@ -165,10 +173,14 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> di
         try:
             tree = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read parameters ({exc})") from exc
+            raise ConfigError(f"{path}: cannot read parameters ({' '.join(str(exc).split())})") from exc
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping '<node>: ros__parameters: ...', got {type(tree).__name__}")
         sections = [v["ros__parameters"] for v in tree.values() if isinstance(v, dict) and "ros__parameters" in v]
         if len(sections) != 1:
             raise ConfigError(f"{path}: expected one '<node>: ros__parameters:' section, found {len(sections)}")
+        if not isinstance(sections[0], dict):
+            raise ConfigError(f"{path}: 'ros__parameters' must be a mapping, got {type(sections[0]).__name__}")
         params = _flatten(sections[0])
     params = check(params, str(path or "defaults"))
     return check({**{k: v for k, v in params.items() if v != DEFAULTS[k]}, **(overrides or {})}, "overrides")
@@ -179,7 +191,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     name, sep, value = text.partition("=")
     if not sep:
         raise ConfigError(f"expected NAME=VALUE, got '{text}'")
-    return name.strip(), yaml.safe_load(value)
+    try:
+        return name.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"-p {text}: not a plain YAML value ({str(exc).splitlines()[0]})") from exc
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from abspose.ros.config import check
+from abspose.ros.config import LIVE, check
 from abspose.ros.inputs import stamp_ns
 from abspose.ros.messages import MessageTypes
 from abspose.ros.preflight import problems
@@ -111,6 +111,19 @@ class NodeCore:
         self.log("info", f"configured on {self.processor.device}; depth {depth}")
         self.state = INACTIVE
         return True
+
+    def apply(self, changes: dict[str, Any]) -> list[str]:
+        """Apply parameter ``changes`` (already checked with config.refusal) that can change while running;
+        returns the names that wait for the next configure (and says so in the log)."""
+        later = sorted(n for n in changes if n not in LIVE)
+        live = {n: v for n, v in changes.items() if n in LIVE}
+        if self.processor is not None and live:
+            self.params = {**self.params, **live}
+            self.processor.params.update(live)  # the processor reads these per frame
+            self.throttle.period = self.params["warn_period"]
+        if later and self.processor is not None:
+            self.log("info", f"{', '.join(later)} will take effect at the next configure (cleanup, configure)")
+        return later
 
     def activate(self) -> None:
         """Start the worker; frames handed over by :meth:`submit` are processed from now on."""

@@ -53,55 +53,59 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
     p.add_argument("--plot", type=Path, help="3D plot (PNG) of every track's path and last skeleton (needs matplotlib)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", "-v", action="store_true", help="a line per frame (always for photos)")
 
 
 @command("run", "run the node's pipeline on bags, videos or images; write skeletons, markers and TF to mcap", _run_args)
 def run_command(args: argparse.Namespace) -> int:
+    import itertools
+
     from tqdm import tqdm
 
-    from abspose.camera import load_camera_info
     from abspose.ros import config
     from abspose.ros.messages import MessageTypes
     from abspose.ros.processor import FrameProcessor
-    from abspose.ros.runner import BagOutput, RunStats, Topics, bag_frames, file_frames, is_bag, run
+    from abspose.ros.runner import IMAGE_SUFFIXES, BagOutput, RunStats, is_bag, run
     from abspose.ros.throttle import Throttle
 
     overrides = dict(config.parse_override(t) for t in args.param)
     if args.device:
         overrides["device"] = args.device
     params = config.load(args.config, overrides)
+    _check_device(params["device"])
     bags = [p for p in args.inputs if is_bag(p)]
     if bags and len(bags) != len(args.inputs):
         raise ValueError("give either bags or video/image files, not both")
     for path in args.inputs:
         if not path.exists():
             raise ValueError(f"{path}: no such file or folder")
+    photos = not bags and all(p.suffix.lower() in IMAGE_SUFFIXES for p in args.inputs)
+    default_hits = params["tracking.confirm_hits"] == config.DEFAULTS["tracking.confirm_hits"]
+    if photos and "tracking.confirm_hits" not in overrides and default_hits:
+        # photos are no video: one observation is all a person gets, so confirm on the first
+        params = {**params, "tracking.confirm_hits": 1}
     T = MessageTypes.rosbags()
     log = Throttle(params["warn_period"], lambda text: tqdm.write(f"abspose run: warning: {text}", file=sys.stderr))
-    if bags:
-        topics = Topics(args.image_topic, args.camera_info_topic, args.depth_topic, args.depth_camera_info_topic)
-        frames = bag_frames(bags, topics, params["depth_slop"], params["use_depth"])
-    else:
-        camera = None
-        if args.camera_info:
-            camera = load_camera_info(args.camera_info)
-        elif any(getattr(args, k) is not None for k in ("fx", "fy", "cx", "cy")):
-            missing = [k for k in ("fx", "fy", "cx", "cy") if getattr(args, k) is None]
-            if missing:
-                raise ValueError(f"--fx, --fy, --cx, --cy go together; missing --{', --'.join(missing)}")
-            camera = (args.fx, args.fy, args.cx, args.cy)
-        frames = file_frames(
-            args.inputs, camera, args.fps, args.frame_id, T, args.hfov, warn=lambda text: log("intrinsics", text)
-        )
-    processor = FrameProcessor(params, T)
+    bad: dict[str, int] = {}
+    frames = _frames(args, params, bags, T, log, bad)
+    # every input and output is opened before the models load (20-30 s): a wrong path fails at once
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"{', '.join(map(str, args.inputs))}: no image frames in the input")
     out = BagOutput(args.output, args.copy_inputs) if args.output else None
-    overlay = _Overlay(args.overlay, params["min_keypoint_confidence"]) if args.overlay else None
-    plot = _Plot(args.plot) if args.plot else None
-    on_result = (lambda f, r: [h(f, r) for h in (overlay, plot) if h is not None]) if overlay or plot else None
-    stats = RunStats()
-    progress = tqdm(frames, desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr)
     finished = False
+    overlay = None
     try:
+        overlay = _Overlay(args.overlay, params["min_keypoint_confidence"]) if args.overlay else None
+        plot = _Plot(args.plot) if args.plot else None
+        processor = FrameProcessor(params, T)
+        every = photos or args.verbose
+        hooks = [h for h in (overlay, plot, _print_frame if every else None) if h is not None]
+        on_result = (lambda f, r: [h(f, r) for h in hooks]) if hooks else None
+        stats = RunStats()
+        progress = tqdm(
+            itertools.chain([first], frames), desc="abspose run", unit="frame", disable=args.quiet, file=sys.stderr
+        )
         run(progress, processor, out, stats, lambda kind, text: log(kind, text), on_result)
         if plot is not None:
             plot.save()
@@ -114,6 +118,54 @@ def run_command(args: argparse.Namespace) -> int:
                 out.discard()
         if overlay is not None:
             overlay.close()
+    _summary(stats, processor, out, bad, params)
+    return 0 if stats.seconds else 1
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device here (torch {torch.__version__}); use --device cpu")
+
+
+def _frames(args: argparse.Namespace, params: dict, bags: list[Path], T, log, bad: dict[str, int]):
+    from abspose.camera import load_camera_info
+    from abspose.ros.runner import Topics, bag_frames, file_frames
+
+    if bags:
+        topics = Topics(args.image_topic, args.camera_info_topic, args.depth_topic, args.depth_camera_info_topic)
+        return bag_frames(bags, topics, params["depth_slop"], params["use_depth"], bad)
+    camera = None
+    if args.camera_info:
+        camera = load_camera_info(args.camera_info)
+    elif any(getattr(args, k) is not None for k in ("fx", "fy", "cx", "cy")):
+        missing = [k for k in ("fx", "fy", "cx", "cy") if getattr(args, k) is None]
+        if missing:
+            raise ValueError(f"--fx, --fy, --cx, --cy go together; missing --{', --'.join(missing)}")
+        camera = (args.fx, args.fy, args.cx, args.cy)
+    return file_frames(
+        args.inputs, camera, args.fps, args.frame_id, T, args.hfov, warn=lambda text: log("intrinsics", text)
+    )
+
+
+def _print_frame(frame, result) -> None:
+    """One line a person can read: the frame's time, and each person's id, state, distance and depth use."""
+    from tqdm import tqdm
+
+    from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED
+
+    names = {0: "tentative", 1: "", 2: "coasting", 3: "ended"}
+    people = []
+    for p in result.people:
+        depth = "depth" if np.isin(p.source, (SOURCE_DEPTH, SOURCE_FUSED)).any() else "monocular"
+        state = names.get(p.state, "")
+        people.append(f"{p.id} {np.linalg.norm(p.root):.1f} m ({depth}{', ' + state if state else ''})")
+    t = result.stamp_ns * 1e-9
+    tqdm.write(f"t={t:.2f} s: {', '.join(people) if people else 'nobody'}", file=sys.stderr)
+
+
+def _summary(stats, processor, out, bad: dict[str, int], params: dict) -> None:
     ms = 1000 * np.mean(stats.seconds) if stats.seconds else float("nan")
     print(
         f"frames {stats.frames}, processed {len(stats.seconds)}, skipped {sum(stats.skipped.values())}, "
@@ -122,9 +174,16 @@ def run_command(args: argparse.Namespace) -> int:
     )
     for reason, n in stats.skipped.items():
         print(f"  skipped {n}x: {reason}")
+    for topic, n in bad.items():
+        print(f"  {n} unreadable message(s) on {topic} skipped")
     if out is not None:
         print(f"wrote {out.path}: " + ", ".join(f"{t} {n}" for t, n in out.count.items()))
-    return 0 if stats.seconds or not stats.frames else 1
+        if stats.people and not stats.confirmed:
+            print(
+                f"  nobody was confirmed, so no skeleton markers or TF were published: a track needs "
+                f"tracking.confirm_hits = {params['tracking.confirm_hits']} sightings (-p tracking.confirm_hits=1 "
+                "for sparse recordings)"
+            )
 
 
 class _Overlay:

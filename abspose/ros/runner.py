@@ -28,7 +28,7 @@ from abspose.ros.messages import MessageTypes, typestore
 from abspose.ros.processor import FrameError, FrameProcessor, FrameResult
 from abspose.ros.sync import StampBuffer
 from abspose.ros.throttle import Throttle
-from abspose.track import ENDED
+from abspose.track import COASTING, CONFIRMED, ENDED
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -100,8 +100,11 @@ def _choose_topics(connections: list, want: Topics, use_depth: bool) -> Topics:
     )
 
 
-def bag_frames(paths: list[Path], want: Topics, depth_slop: float, use_depth: bool = True) -> Iterator[Frame]:
-    """Frames from ROS 1 / ROS 2 bags (several bags are merged in time order)."""
+def bag_frames(
+    paths: list[Path], want: Topics, depth_slop: float, use_depth: bool = True, bad: dict[str, int] | None = None
+) -> Iterator[Frame]:
+    """Frames from ROS 1 / ROS 2 bags (several bags are merged in time order). Messages that cannot be
+    deserialized are skipped and counted per topic in ``bad``."""
     from rosbags.highlevel import AnyReader
 
     paths = expand_bags(paths)
@@ -126,7 +129,13 @@ def bag_frames(paths: list[Path], want: Topics, depth_slop: float, use_depth: bo
             return Frame(image, info, depth, dinfo, log_ns)
 
         for conn, log_ns, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+                stamp_ns(msg.header)
+            except Exception:  # a corrupt row: one message lost, not the run
+                if bad is not None:
+                    bad[conn.topic] = bad.get(conn.topic, 0) + 1
+                continue
             if conn.topic == topics.image:
                 if pending is not None:
                     yield frame(*pending)
@@ -233,8 +242,11 @@ class BagOutput:
         self.path = Path(path)
         self.single = self.path.suffix == ".mcap"
         self.folder = self.path.with_name(self.path.name + ".tmp") if self.single else self.path
-        if self.path.exists() or (self.single and self.folder.exists()):
+        if self.path.exists():
             raise InputError(f"{self.path}: output exists; remove it or choose another name")
+        if self.single and self.folder.exists():  # left by a run that was killed: ours to remove
+            shutil.rmtree(self.folder)
+        self.made = [d for d in reversed(self.path.absolute().parents) if not d.exists()]  # removed on discard
         self.store = typestore()
         self.writer = Writer(self.folder, version=8, storage_plugin=StoragePlugin.MCAP)
         self.writer.open()
@@ -260,7 +272,10 @@ class BagOutput:
         """Close and delete the output: a run that failed before writing anything leaves no empty bag behind
         (which would make the rerun refuse its output name)."""
         self.writer.close()
-        shutil.rmtree(self.folder)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for d in reversed(self.made):  # the parent folders this run created, innermost first, if still empty
+            if d.is_dir() and not any(d.iterdir()):
+                d.rmdir()
 
 
 @dataclass
@@ -268,6 +283,7 @@ class RunStats:
     frames: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     people: list[int] = field(default_factory=list)
+    confirmed: int = 0  # confirmed or coasting people over all frames (what markers and TF show)
     seconds: list[float] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)
 
@@ -291,10 +307,16 @@ def run(
             stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
             warn(reason.split(":")[0], f"frame {stats.frames} skipped: {reason}")
             continue
+        except Exception as exc:  # a bug or an input nobody foresaw: counted, the run goes on
+            reason = f"failed: {type(exc).__name__}: {exc}"
+            stats.skipped[reason] = stats.skipped.get(reason, 0) + 1
+            warn(type(exc).__name__, f"frame {stats.frames} {reason}")
+            continue
         for text in result.warnings:
             stats.warnings[text] = stats.warnings.get(text, 0) + 1
             warn(text.split(":")[0], f"frame {stats.frames}: {text}")
         stats.people.append(sum(p.state != ENDED for p in result.people))
+        stats.confirmed += sum(p.state in (CONFIRMED, COASTING) for p in result.people)
         stats.seconds.append(result.seconds)
         if out is not None:
             log = frame.log_ns or result.stamp_ns

@@ -248,6 +248,17 @@ def test_configure_refuses_bad_parameters_and_stays_unconfigured():
         core.activate()
 
 
+def test_live_parameters_apply_at_once_the_others_at_the_next_configure(bag_frame, node):
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False)
+    later = core.apply({"publish.markers": False, "warn_period": 2.0, "depth_slop": 0.4, "fp16": True})
+    assert later == ["fp16"] and any("fp16 will take effect at the next configure" in t for _, t in core.lines)
+    assert core.throttle.period == 2.0 and core.params["depth_slop"] == 0.4 and not core.params["fp16"]
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.frames == 1)
+    assert out.skeletons and not out.markers  # publish.markers switched off while running
+
+
 def test_parameter_sets_are_validated_before_they_apply():
     current = config.load(None)
     assert config.refusal(current, {"smoothing.beta": 0.5}) is None

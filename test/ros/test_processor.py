@@ -47,6 +47,11 @@ def test_depth_problems_fall_back_to_monocular(bag_frame, make):
     result = proc.process(image, info, small)
     assert any("depth ignored" in w and "give the depth CameraInfo" in w for w in result.warnings)
     assert len(result.people) >= 1
+    # a depth image of another size whose CameraInfo has the colour size: the depth stream is named, the
+    # frame runs monocular (it used to be skipped whole)
+    result = proc.process(image, info, small, info)
+    assert any("depth stream" in w and "640x240" in w for w in result.warnings), result.warnings
+    assert len(result.people) >= 1
     odd = dataclasses.replace(depth, encoding="64FC1")
     result = proc.process(image, info, odd)
     assert result.warnings and "unsupported depth encoding '64FC1'" in result.warnings[0]
