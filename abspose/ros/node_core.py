@@ -86,6 +86,7 @@ class NodeCore:
         self._cond = threading.Condition(self._lock)
         self._pending: tuple[Any, Any] | None = None
         self._running = False
+        self._generation = 0  # bumped by every activate/stop: a worker outliving stop() then retires
         self._worker: threading.Thread | None = None
         self._window = (Stats(), time.monotonic())  # the counters at the last diagnose() and its time
 
@@ -132,9 +133,11 @@ class NodeCore:
         with self._lock:
             self.stats, self._pending, self._running = Stats(), None, True
             self._window = (Stats(), time.monotonic())
+            self._generation += 1
+            generation = self._generation
         self.depth.clear()
         self.depth_info.clear()
-        self._worker = threading.Thread(target=self._work, name="abspose_worker", daemon=True)
+        self._worker = threading.Thread(target=self._work, args=(generation,), name="abspose_worker", daemon=True)
         self._worker.start()
         self.state = ACTIVE
 
@@ -157,6 +160,7 @@ class NodeCore:
         (it then publishes nothing more and exits after that frame)."""
         with self._cond:
             self._running, self._pending = False, None
+            self._generation += 1
             self._cond.notify_all()
         worker, self._worker = self._worker, None
         if worker is None or worker is threading.current_thread():
@@ -200,18 +204,18 @@ class NodeCore:
         return True
 
     # -- the worker -----------------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, generation: int) -> None:
         while True:
             with self._cond:
-                while self._running and self._pending is None:
+                while self._generation == generation and self._pending is None:
                     self._cond.wait()  # submit() and stop() notify
-                if not self._running:
-                    return
+                if self._generation != generation:
+                    return  # stopped (and maybe activated again, with a worker of its own)
                 image, info = self._pending
                 self._pending = None
                 self.stats.busy_since = time.monotonic()
             try:
-                self.process(image, info)
+                self._process(image, info, generation)
             except BaseException as exc:  # process() catches every Exception; nothing may end the worker
                 self._count_failure(exc)
             finally:
@@ -220,6 +224,9 @@ class NodeCore:
 
     def process(self, image: Any, info: Any) -> FrameResult | None:
         """One frame: pair depth, run the processor, publish. Never raises; None when nothing was published."""
+        return self._process(image, info, self._generation)
+
+    def _process(self, image: Any, info: Any, generation: int) -> FrameResult | None:
         processor, outputs, p = self.processor, self.outputs, self.params
         if processor is None:
             return None
@@ -229,7 +236,7 @@ class NodeCore:
             result = processor.process(image, info, depth, dinfo)
             for text in result.warnings:
                 self._warn("frame:" + text.split(":")[0], text)
-            if not self._publish(outputs, image, result):
+            if not self._publish(outputs, image, result, generation):
                 return None
         except FrameError as exc:
             with self._lock:
@@ -267,9 +274,9 @@ class NodeCore:
         self._warn("depth-pairing", reason)
         return None, None
 
-    def _publish(self, outputs: Outputs | None, image: Any, result: FrameResult) -> bool:
-        if outputs is None or not self._running:
-            return False  # cleaned up or stopping while this frame ran: its results go nowhere
+    def _publish(self, outputs: Outputs | None, image: Any, result: FrameResult, generation: int) -> bool:
+        if outputs is None or not self._running or generation != self._generation:
+            return False  # cleaned up, stopping or restarted while this frame ran: its results go nowhere
         try:
             if result.skeletons is not None:
                 outputs.skeletons(result.skeletons)
@@ -280,7 +287,7 @@ class NodeCore:
             if outputs.debug_image is not None:
                 outputs.debug_image(self.debug_image(image, result))
         except Exception:
-            if not self.context_ok() or not self._running:
+            if not self.context_ok() or not self._running or generation != self._generation:
                 return False  # ROS is shutting down (Ctrl-C): publishers die with the context, quietly
             raise
         return True

@@ -148,7 +148,8 @@ def bag_frames(
         reader.close()
 
 
-def _image_msg(T: MessageTypes, rgb: np.ndarray, stamp: int, frame_id: str) -> Any:
+def image_msg(T: MessageTypes, rgb: np.ndarray, stamp: int, frame_id: str) -> Any:
+    """An rgb8 sensor_msgs/Image of an RGB uint8 array, stamped ``stamp`` ns in ``frame_id``."""
     from abspose.ros.outputs import header
 
     h, w = rgb.shape[:2]
@@ -204,7 +205,7 @@ def file_frames(
                 cam = CameraModel.pinhole(f, f, (w - 1) / 2, (h - 1) / 2, w, h)
                 camera = cam
             stamp = round(index / rate * 1e9)
-            yield Frame(_image_msg(T, rgb, stamp, frame_id), cam, log_ns=stamp, array=rgb)
+            yield Frame(image_msg(T, rgb, stamp, frame_id), cam, log_ns=stamp, array=rgb)
             index += 1
 
 

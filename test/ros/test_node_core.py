@@ -164,6 +164,22 @@ def test_cleanup_while_a_frame_is_in_flight_waits_and_publishes_nothing_after(ba
     assert wait_for(lambda: core.stats.frames == 1) and len(out2.skeletons) == 1
 
 
+def test_a_worker_that_outlives_stop_retires_after_its_frame(bag_frame, node):
+    """stop() waits only so long: a frame still in the models then must not come back as a second worker
+    after the next activate, nor publish."""
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False)
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.busy_since is not None)
+    old = core._worker
+    assert not core.stop(timeout=0.0)  # the frame is still in flight
+    core.activate()
+    assert wait_for(lambda: not old.is_alive())
+    assert core._worker.is_alive() and out.skeletons == []  # the stale frame went nowhere
+    core.submit(stamped(image, image, 1), info)
+    assert wait_for(lambda: core.stats.frames == 1) and len(out.skeletons) == 1
+
+
 def test_depth_pairing_uses_the_nearest_depth_within_slop_and_says_why_not(bag_frame, node):
     image, info, depth = bag_frame
     core, out = node(depth_slop=0.1)
