@@ -185,10 +185,17 @@ class NodeCore:
             self._warn("sync", self._no_camera_info())
 
     def on_depth(self, msg: Any) -> None:
-        self.depth.add(stamp_ns(msg.header), msg)
+        self._buffer(self.depth, msg, "depth image")
 
     def on_depth_info(self, msg: Any) -> None:
-        self.depth_info.add(stamp_ns(msg.header), msg)
+        self._buffer(self.depth_info, msg, "depth CameraInfo")
+
+    def _buffer(self, buffer: StampBuffer, msg: Any, what: str) -> None:
+        """Store by stamp; an exception here would leave rclpy's executor, so a bad header drops the message."""
+        try:
+            buffer.add(stamp_ns(msg.header), msg)
+        except Exception as exc:
+            self._warn("buffer:" + what, f"{what} dropped: no usable header stamp ({type(exc).__name__}: {exc})")
 
     def submit(self, image: Any, info: Any) -> bool:
         """Hand a synchronized frame to the worker; a frame still waiting is dropped (latest wins).

@@ -202,6 +202,16 @@ def test_depth_pairing_uses_the_nearest_depth_within_slop_and_says_why_not(bag_f
     assert core.stats.monocular == 1
 
 
+def test_a_depth_message_without_a_usable_header_is_dropped_in_the_callback(bag_frame, node):
+    _, _, depth = bag_frame
+    core, _ = node()
+    core.on_depth(dataclasses.replace(depth, header=None))  # would raise out of rclpy's executor
+    core.on_depth_info(object())
+    assert core.depth.newest_stamp() is None and core.depth_info.newest_stamp() is None
+    dropped = [text for level, text in core.lines if "dropped: no usable header stamp" in text]
+    assert len(dropped) == 2 and dropped[0].startswith("depth image dropped")
+
+
 def test_warnings_are_throttled_per_kind(bag_frame, node):
     image, info, _ = bag_frame
     core, _ = node(use_depth=False)
