@@ -59,39 +59,22 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    ("text", "what"),
+    ("flag", "name", "text", "what"),
     [
-        ("- 1\n- 2\n", "expected a mapping"),
-        ("42\n", "expected a mapping"),
-        ("abspose:\n  ros__parameters: null\n", "'ros__parameters' must be a mapping"),
-        ("abspose: {ros__parameters: {use_depth: [1,\n", "cannot read parameters"),
+        ("--config", "params.yaml", "- 1\n- 2\n", "expected a mapping"),
+        ("--config", "params.yaml", "42\n", "expected a mapping"),
+        ("--config", "params.yaml", "abspose:\n  ros__parameters: null\n", "'ros__parameters' must be a mapping"),
+        ("--config", "params.yaml", "abspose: {ros__parameters: {use_depth: [1,\n", "cannot read parameters"),
+        ("--camera-info", "camera.yaml", "- 1\n", "expected a mapping of CameraInfo fields, got list"),
+        ("--camera-info", "camera.yaml", "3.5\n", "expected a mapping of CameraInfo fields, got float"),
+        ("--camera-info", "camera.yaml", '{"width": 640.7, "height": 480}', "width must be a whole number"),
     ],
 )
-def test_malformed_parameter_files(tmp_path, capsys, text, what):
-    photo = data_path(*PHOTO)
-    bad = tmp_path / "params.yaml"
+def test_malformed_parameter_and_camera_info_files(tmp_path, capsys, flag, name, text, what):
+    bad = tmp_path / name
     bad.write_text(text)
     out = tmp_path / "out.mcap"
-    err = fails_cleanly(["run", str(photo), "--config", str(bad), "-o", str(out), "-q"], "params.yaml", capsys, out)
-    assert what in err
-
-
-@pytest.mark.parametrize(
-    ("text", "what"),
-    [
-        ("- 1\n", "expected a mapping of CameraInfo fields, got list"),
-        ("3.5\n", "expected a mapping of CameraInfo fields, got float"),
-        ('{"width": 640.7, "height": 480, "k": [500, 0, 320, 0, 500, 240, 0, 0, 1]}', "width must be a whole number"),
-    ],
-)
-def test_malformed_camera_info_files(tmp_path, capsys, text, what):
-    photo = data_path(*PHOTO)
-    info = tmp_path / "camera.yaml"
-    info.write_text(text)
-    out = tmp_path / "out.mcap"
-    err = fails_cleanly(
-        ["run", str(photo), "--camera-info", str(info), "-o", str(out), "-q"], "camera.yaml", capsys, out
-    )
+    err = fails_cleanly(["run", str(data_path(*PHOTO)), flag, str(bad), "-o", str(out), "-q"], name, capsys, out)
     assert what in err
 
 
