@@ -141,3 +141,34 @@ def test_person_coasts_through_an_empty_frame(bag_frame, make):
     np.testing.assert_allclose(p.uncertainty, near.uncertainty + 0.5 * 0.2, rtol=1e-6)
     assert {m.ns for m in result.markers.markers if m.id == p.number} == {"bones", "joints", "labels"}
     assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}"]
+
+
+def shifted(image, dx: int, seconds: float):
+    """The real frame with its content moved dx px to the right, stamped ``seconds`` later: a walking person."""
+    pixels = np.asarray(image.data).reshape(image.height, image.step)
+    moved = np.roll(pixels.reshape(image.height, image.width, -1), dx, axis=1).reshape(-1)
+    ns = image.header.stamp.sec * 10**9 + image.header.stamp.nanosec + round(seconds * 1e9)
+    return dataclasses.replace(restamp(image, ns // 10**9, ns % 10**9), data=np.ascontiguousarray(moved))
+
+
+def test_coasting_moves_on_and_an_ended_track_stays_where_it_was_last_seen(bag_frame, make):
+    image, info, _ = bag_frame
+    proc = make(**{"tracking.max_age": 0.5, "use_depth": False})
+    assert proc.device == "cpu"
+    for k in range(6):  # walking sideways: 12 px per 0.1 s
+        last = proc.process(shifted(image, 12 * k, 0.1 * k), info)
+    (person,) = [p for p in last.people if p.state == CONFIRMED and p.root[2] < 3.0]
+    assert np.linalg.norm(person.velocity) > 0.1
+    black = dataclasses.replace(shifted(image, 0, 0.8), data=np.zeros_like(image.data))
+    coasting = next(p for p in proc.process(black, info).people if p.id == person.id)
+    assert coasting.state == COASTING and np.linalg.norm(coasting.root - person.root) > 0.02  # carried on
+    gone = dataclasses.replace(shifted(image, 0, 2.0), data=np.zeros_like(image.data))
+    ended = next(p for p in proc.process(gone, info).people if p.id == person.id)
+    assert ended.state == Skeleton.TRACK_ENDED
+    np.testing.assert_allclose(ended.root, person.root)  # where it was last seen, not carried on
+
+
+def test_marker_lifetime_is_published_exactly(bag_frame, make):
+    image, info, _ = bag_frame
+    result = make(**{"publish.marker_lifetime": 2.5, "use_depth": False}).process(image, info)
+    assert {(m.lifetime.sec, m.lifetime.nanosec) for m in result.markers.markers} == {(2, 500_000_000)}
