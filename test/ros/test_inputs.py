@@ -79,3 +79,18 @@ def test_broken_images_raise_clear_errors():
         image_array(image_msg(rgb, "rgb8", height=0))
     with pytest.raises(DepthError, match="unsupported depth encoding 'rgb8'"):
         depth_array(image_msg(rgb, "rgb8"))
+
+
+def test_stamps_of_ros1_and_ros2_headers_and_their_limits():
+    from types import SimpleNamespace as Ns
+
+    from abspose.ros.inputs import check_header
+
+    ros1 = Ns(stamp=Ns(secs=1_556_880_098, nsecs=522_459_261), frame_id="cam")
+    ros2 = Ns(stamp=Ns(sec=1_556_880_098, nanosec=522_459_261), frame_id="cam")
+    assert stamp_ns(ros1) == stamp_ns(ros2) == 1_556_880_098_522_459_261
+    assert check_header(ros1) == check_header(ros2) == (1_556_880_098_522_459_261, "cam")
+    assert check_header(Ns(stamp=Ns(sec=-(2**31), nanosec=0), frame_id="cam"))[0] == -(2**31) * 10**9
+    for sec in (-(2**31) - 1, 2**31):
+        with pytest.raises(ImageError, match="does not fit a ROS 2 time"):
+            check_header(Ns(stamp=Ns(sec=sec, nanosec=0), frame_id="cam"))
