@@ -241,7 +241,7 @@ def read_depth(
     half = (cfg.patch_scale * spread).clamp(cfg.min_patch, cfg.max_patch)  # [N, 1]
     steps = torch.linspace(-1, 1, cfg.grid, device=dev)
     off = torch.stack(torch.meshgrid(steps, steps, indexing="xy"), -1).view(-1, 2)  # [G², 2]
-    pts = (px[:, :, None] + off[None, None] * half[:, :, None]).round()  # [N, J, G², 2]
+    pts = (px[:, :, None] + off[None, None] * half[:, :, None, None]).round()  # [N, J, G², 2]; half [N, 1]
     pts = torch.where(ok[..., None, None], pts, torch.full_like(pts, -1.0))
     s = _sample(depth_m, pts)  # [N, J, G²]
     torso = s[:, list(TORSO)].reshape(n, -1)

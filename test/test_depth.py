@@ -153,3 +153,27 @@ def test_torso_plane_measures_which_way_the_torso_faces():
     holes = torch.full_like(depth, float("nan"))
     assert torch.isnan(read_depth(holes, kp, torch.isfinite(kp).all(-1), rays=rays).torso_normal).all()
     assert read_depth(depth, kp, torch.isfinite(kp).all(-1)).torso_normal is None
+
+
+def test_several_people_are_read_as_each_alone(blazepose):
+    """All people in one pass give each person's readout and torso plane as if read alone (the patch size
+    was broadcast per joint: any frame with two people crashed the readout)."""
+    from abspose.camera import load_camera_info
+    from abspose.depth import read_registered
+
+    from conftest import TUE_FRAMES, data_path, read_rgb
+
+    frames = data_path("rgbd", "tue_hero", "frames")
+    cam = load_camera_info(frames / f"{TUE_FRAMES[0]}_camera_info.json")
+    z = np.load(frames / f"{TUE_FRAMES[0]}_depth_m.npy")
+    poses = blazepose()(read_rgb(frames / f"{TUE_FRAMES[0]}_rgb.png"))
+    kp = cam.undistort_pixels(poses.keypoints[:1].double()).float()
+    people = torch.cat([kp, kp + torch.tensor([-90.0, 0.0]), kp + torch.tensor([70.0, 10.0])])  # 3 people
+    usable = torch.isfinite(people).all(-1)
+    together = read_registered(people, usable, cam, z, "32FC1", None)
+    for i in range(len(people)):
+        alone = read_registered(people[i : i + 1], usable[i : i + 1], cam, z, "32FC1", None)
+        torch.testing.assert_close(together.surface[i], alone.surface[0], equal_nan=True)
+        torch.testing.assert_close(together.sigma[i], alone.sigma[0], equal_nan=True)
+        torch.testing.assert_close(together.torso_normal[i], alone.torso_normal[0], equal_nan=True)
+    assert torch.isfinite(together.surface[0]).sum() >= 10
