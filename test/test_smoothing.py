@@ -65,3 +65,12 @@ def test_a_repeated_timestamp_restarts_instead_of_dividing_by_zero():
     f = OneEuroFilter()
     f(np.zeros((1, 3)), 1.0)
     assert f(np.ones((1, 3)), 1.0) == pytest.approx(np.ones((1, 3)))
+
+
+def test_a_step_moves_by_the_one_euro_smoothing_factor():
+    """Casiez et al.: alpha = 1 / (1 + tau / dt), tau = 1 / (2 pi f_c); with beta = 0 the cut-off is min_cutoff."""
+    f = OneEuroFilter(OneEuroConfig(min_cutoff=1.0, beta=0.0))
+    f(np.zeros((1, 3)), 0.0)
+    dt = 1 / HZ
+    alpha = 1.0 / (1.0 + (1.0 / (2.0 * np.pi * 1.0)) / dt)
+    assert f(np.ones((1, 3)), dt) == pytest.approx(np.full((1, 3), alpha), rel=1e-12)

@@ -185,6 +185,9 @@ def test_boxes_and_config_checks():
     boxes = keypoint_boxes(kp, usable)
     assert boxes[0].tolist() == [10, 5, 30, 20] and np.isnan(boxes[1]).all()
     assert box_iou(boxes[:1], boxes[:1])[0, 0] == pytest.approx(1.0)
+    apart = np.array([[0.0, 0.0, 10.0, 10.0], [10.5, 0.0, 20.0, 10.0], [5.0, 0.0, 15.0, 10.0]])
+    iou = box_iou(apart, apart)
+    assert iou[0, 1] == 0.0 and iou[0, 2] == pytest.approx(50 / 150)  # disjoint: exactly 0; half overlap: 1/3
     with pytest.raises(ValueError, match="letter"):
         TrackConfig(id_prefix="1")
 

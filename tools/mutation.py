@@ -38,7 +38,11 @@ TARGETS: dict[str, list[str]] = {
     "abspose/ros/inputs.py": ["test/ros/test_inputs.py", "test/ros/test_processor.py"],
     "abspose/ros/sync.py": ["test/ros/test_sync.py", "test/ros/test_node_core.py"],
     "abspose/ros/throttle.py": ["test/ros/test_throttle.py", "test/ros/test_node_core.py"],
-    "abspose/ros/node_core.py": ["test/ros/test_node_core.py", "test/ros/test_parameters.py"],
+    "abspose/ros/node_core.py": [
+        "test/ros/test_node_core.py",
+        "test/ros/test_parameters.py",
+        "test/ros/test_preflight.py",
+    ],
     "abspose/track.py": ["test/test_track.py", "test/ros/test_processor.py"],
     "abspose/smoothing.py": ["test/test_smoothing.py", "test/test_track.py"],
     "abspose/fuse.py": ["test/test_fuse.py", "test/ros/test_processor.py"],
@@ -88,7 +92,11 @@ def _points(tree: ast.AST) -> list[tuple[ast.AST, str]]:
                     out.append((node, "drop not"))
                 elif isinstance(node, ast.Constant) and type(node.value) in (int, float, bool):
                     out.append((node, f"constant {node.value!r}"))
-                elif isinstance(node, ast.Return) and node.value is not None:
+                elif (
+                    isinstance(node, ast.Return)
+                    and node.value is not None
+                    and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+                ):
                     out.append((node, "return None"))
     return out
 

@@ -168,10 +168,6 @@ class NodeCore:
         worker.join(timeout)
         return not worker.is_alive()
 
-    @property
-    def running(self) -> bool:
-        return self._running
-
     # -- callbacks: store only ------------------------------------------------------------------------
     def on_image(self, msg: Any = None) -> None:
         """Every colour image, paired or not (to tell a missing CameraInfo from a missing image)."""

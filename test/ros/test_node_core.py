@@ -142,7 +142,7 @@ def test_a_publish_failing_because_ros_shuts_down_is_quiet(bag_frame, make):
     assert wait_for(lambda: core.stats.busy_since is None and core._pending is None and core._worker is not None)
     time.sleep(0.2)
     core.shutdown()
-    assert core.stats.failed == 0 and not [t for level, t in lines if level == "error"]
+    assert core.stats.failed == 0 and core.stats.frames == 0 and not [t for level, t in lines if level == "error"]
     assert core.state == "finalized" and core._worker is None
 
 
@@ -255,6 +255,14 @@ def test_each_diagnostic_status_names_its_real_cause(bag_frame, node, make):
     assert wait_for(lambda: core.stats.failed == 1)
     level, summary, _ = core.diagnose()
     assert level == ERROR and summary.startswith("every frame fails: AttributeError")
+    core.submit(dataclasses.replace(image, encoding="yuv422_weird"), info)  # a bad frame and a good one
+    assert wait_for(lambda: core.stats.skipped == 2)
+    core.submit(stamped(image, image, 1), info)
+    assert wait_for(lambda: core.stats.frames == 2)
+    level, summary, _ = core.diagnose()
+    assert (
+        level == WARN and summary == "some frames dropped: AttributeError: 'NoneType' object has no attribute 'stamp'"
+    )
     core.stats.last_image -= 3.0  # the camera stopped 3 s ago
     level, summary, _ = core.diagnose()
     assert level == WARN and summary.startswith("no image on '/abspose/image' for 3.")
@@ -264,10 +272,26 @@ def test_each_diagnostic_status_names_its_real_cause(bag_frame, node, make):
     assert sum("no CameraInfo" in text for _, text in core.lines) == 1
 
 
+def test_process_runs_one_frame_in_the_calling_thread_and_stop_is_safe_before_activate(bag_frame, make):
+    image, info, _ = bag_frame
+    published = Published()
+    core = NodeCore(lambda level, text: None, T)
+    assert core.stop() is True  # nothing to stop yet: no worker, no error
+    assert core.configure({"device": "cpu", "use_depth": False, "tracking.confirm_hits": 1}, make(use_depth=False))
+    core.outputs = published.outputs()
+    assert core.process(image, info) is None  # not active: nothing is published
+    core.activate()
+    result = core.process(image, info)  # e.g. a test or a tool driving it frame by frame
+    assert result is not None and result.stamp_ns == image.header.stamp.sec * 10**9 + image.header.stamp.nanosec
+    assert len(published.skeletons) == 1 and core.stats.frames == 1
+    core.deactivate()
+    assert core.state == INACTIVE and core.stop() is True
+
+
 def test_configure_refuses_bad_parameters_and_stays_unconfigured():
     lines = []
     core = NodeCore(lambda level, text: lines.append((level, text)), T)
-    assert not core.configure({"tracking.max_age": float("inf")})
+    assert core.configure({"tracking.max_age": float("inf")}) is False
     assert core.state == UNCONFIGURED and core.processor is None
     assert lines == [("error", "configure failed: ROS parameters: 'tracking.max_age' must be a finite number, got inf")]
     with pytest.raises(RuntimeError):

@@ -40,7 +40,7 @@ def test_configure_fails_in_one_line_and_downloads_nothing(monkeypatch, tmp_path
     without_mediapipe(monkeypatch, tmp_path)
     lines = []
     core = NodeCore(lambda level, text: lines.append((level, text)), MessageTypes.rosbags())
-    assert not core.configure({"device": "cpu"})
+    assert core.configure({"device": "cpu"}) is False
     assert core.state == UNCONFIGURED and len(lines) == 1
     level, text = lines[0]
     assert level == "error" and text.startswith("configure failed: BlazePose weights are not in")
