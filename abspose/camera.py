@@ -27,6 +27,7 @@ import yaml
 # Largest number of coefficients each model takes (shorter D vectors are zero-padded).
 DISTORTION_MODELS: dict[str, int] = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
 _NEWTON_STEPS = 20
+_NEWTON_TOL = 1e-12  # residual (normalized units, ~1e-9 px) below which undistortion stops early
 
 
 class CameraError(ValueError):
@@ -226,12 +227,17 @@ class CameraModel:
             return self._undistort_equidistant(target)
         xy = target.clone()
         h = 1e-7
-        ex = torch.tensor([h, 0.0], dtype=torch.float64, device=xy.device)
-        ey = torch.tensor([0.0, h], dtype=torch.float64, device=xy.device)
+        probe = torch.tensor([[h, 0.0], [-h, 0.0], [0.0, h], [0.0, -h]], dtype=torch.float64, device=xy.device)
+        probe = probe.view(4, *([1] * (xy.dim() - 1)), 2)
         res = self.distort_normalized(xy) - target
         for _ in range(_NEWTON_STEPS):
-            jx = (self.distort_normalized(xy + ex) - self.distort_normalized(xy - ex)) / (2 * h)
-            jy = (self.distort_normalized(xy + ey) - self.distort_normalized(xy - ey)) / (2 * h)
+            # converged everywhere it can (non-finite points stay so): later steps would not move a pixel
+            size = res.norm(dim=-1)
+            if not bool((size[torch.isfinite(size)] >= _NEWTON_TOL).any()):
+                break
+            # the Jacobian by central differences: the four probes in one batched evaluation
+            d = self.distort_normalized(xy[None] + probe)
+            jx, jy = (d[0] - d[1]) / (2 * h), (d[2] - d[3]) / (2 * h)
             a, c = jx[..., 0], jx[..., 1]  # J = [[a, b], [c, e]], columns d/dx and d/dy
             b, e = jy[..., 0], jy[..., 1]
             det = a * e - b * c

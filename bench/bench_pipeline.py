@@ -3,7 +3,7 @@
 Stages, as the node runs them: 2D (detector + landmarks), undistort, depth (readout), lift, fuse, track,
 messages (skeletons, markers, TF). Inputs: the TU/e RGB-D frames (one person, with and without depth), the
 group photo and the street video's frames (monocular). At 3 and 10 people the stages after the 2D detector
-run on the TU/e person's keypoints repeated with offsets (the detector finds at most 2 people in any shared
+run on the TU/e person's keypoints repeated 12 px apart (the detector finds at most 2 people in any shared
 image), so the table separates the 2D stage (people it really found) from the rest. mediapipe's own CPU
 pipeline (Tasks PoseLandmarker, IMAGE mode) on the same frames is the peer for the 2D stage.
 Prints one markdown table: mean / p50 / p99 ms per stage and for the whole frame.
@@ -73,11 +73,11 @@ class Clock:
 
 
 def repeat_people(poses, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Keypoints [n, J, 2], confidence [n, J], score [n] from the first person, shifted 25 px per copy."""
+    """Keypoints [n, J, 2], confidence [n, J], score [n] from the first person, copies 12 px apart around it
+    (all inside the frame: keypoints past the calibrated region cost the full Newton budget to undistort)."""
     kp, conf, score = poses.keypoints[:1], poses.confidence[:1], poses.score[:1]
-    shift = torch.arange(n, device=kp.device, dtype=kp.dtype)[:, None, None] * torch.tensor(
-        [25.0, 0.0], device=kp.device
-    )
+    k = torch.arange(n, device=kp.device, dtype=kp.dtype) - (n - 1) / 2
+    shift = k[:, None, None] * torch.tensor([12.0, 0.0], device=kp.device)
     return kp.expand(n, -1, -1) + shift, conf.expand(n, -1).clone(), score.expand(n).clone()
 
 

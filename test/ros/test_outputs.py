@@ -79,6 +79,7 @@ def test_markers_lines_spheres_labels_delete_and_deleteall():
     pos = label.pose.position
     assert (pos.x, pos.z) == pytest.approx((head[0], head[2])) and 0.2 < head[1] - pos.y < 0.4  # above (y down)
     assert (label.color.r, label.color.g, label.color.b, label.color.a) == (1.0, 1.0, 1.0, 1.0)
+    assert 0.05 <= label.scale.z <= 0.3  # text height (m): readable beside a person, not taller than a head
     assert joints.scale.x == joints.scale.y == joints.scale.z and 0.03 <= joints.scale.x <= 0.1  # a joint-sized ball
     assert 0.01 <= bones.scale.x < joints.scale.x  # lines thinner than the balls
     assert bones.color.a == joints.color.a == 1.0  # confirmed: opaque
