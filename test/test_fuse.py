@@ -8,6 +8,7 @@ import torch
 from abspose import skeleton as sk
 from abspose.depth import Readout
 from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED, FuseConfig, fuse, orient
+from abspose.lifter import lift
 
 K = torch.tensor([[540.0, 0, 320], [0, 540.0, 240], [0, 0, 1]])
 RADIUS = torch.tensor(sk.BODY_RADIUS)
@@ -146,3 +147,24 @@ def test_the_gate_sends_a_person_back_to_the_lifter_whether_depth_says_nearer_or
         out = fuse(truth, sigma, kp, K, wrong)
         assert (out.source == SOURCE_LIFTED).all(), factor
         assert out.scale.item() == 1.0 and torch.equal(out.joints, truth)
+
+
+def test_the_second_lifter_pass_sees_only_the_readouts_fusion_accepted():
+    """An occluder's readouts, rejected by the first fusion, must not reach the lifter as depth features:
+    the result equals that of the same readouts with those joints invalid."""
+    from abspose.fuse import lift_with_depth
+    from abspose.lifter import Lifter
+
+    _, kp, readout = _person(z=3.0)
+    lifter = Lifter.load()
+    confidence = torch.ones(1, sk.NUM_JOINTS)
+    wrong = [sk.JOINT_INDEX["left_wrist"], sk.JOINT_INDEX["right_knee"]]
+    occluded = replace(readout, surface=readout.surface.clone())
+    occluded.surface[0, wrong] -= 1.2  # something between the camera and the wrist and knee
+    missing = replace(readout, surface=readout.surface.clone(), valid=readout.valid.clone())
+    missing.surface[0, wrong], missing.valid[0, wrong] = float("nan"), False
+    first = fuse(lift(lifter, kp, confidence, K).joints, torch.full((1, sk.NUM_JOINTS), 0.1), kp, K, occluded)
+    assert (first.source[0, wrong] != SOURCE_FUSED).all()  # the first fusion rejects them
+    a = lift_with_depth(lifter, kp, confidence, K, occluded)
+    b = lift_with_depth(lifter, kp, confidence, K, missing)
+    torch.testing.assert_close(a.joints, b.joints)
