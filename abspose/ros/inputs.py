@@ -20,30 +20,32 @@ _LAYOUTS: dict[str, tuple[int, type]] = {enc: (c, dt) for enc, (c, dt, _) in ENC
 _LAYOUTS.update({"32FC1": (1, np.float32)})
 
 
+def _sec_nsec(stamp: Any) -> tuple[int, int]:
+    """(sec, nanosec) of a ROS 2 (sec/nanosec) or ROS 1 (secs/nsecs) time."""
+    return (int(stamp.sec), int(stamp.nanosec)) if hasattr(stamp, "sec") else (int(stamp.secs), int(stamp.nsecs))
+
+
 def stamp_ns(header: Any) -> int:
     """Header stamp as integer nanoseconds (ROS 2 sec/nanosec or ROS 1 secs/nsecs)."""
-    stamp = header.stamp
-    if hasattr(stamp, "sec"):
-        return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-    return int(stamp.secs) * 1_000_000_000 + int(stamp.nsecs)
+    sec, nsec = _sec_nsec(header.stamp)
+    return sec * 1_000_000_000 + nsec
 
 
 def check_header(header: Any, id_prefix: str = "") -> tuple[int, str]:
     """(stamp ns, frame_id) of a header the outputs can carry unchanged; ImageError saying what is wrong with
     a stamp ROS 2 cannot hold (nanosec >= 1e9, sec outside int32) or a frame_id TF cannot take (empty, or one
     of the frames this node publishes under it: body_<id>, <joint>_<id>)."""
-    stamp = header.stamp
-    sec, nsec = (stamp.sec, stamp.nanosec) if hasattr(stamp, "sec") else (stamp.secs, stamp.nsecs)
-    if not 0 <= int(nsec) < 1_000_000_000:
+    sec, nsec = _sec_nsec(header.stamp)
+    if not 0 <= nsec < 1_000_000_000:
         raise ImageError(f"header stamp nanosec {nsec} is not in [0, 1e9)")
-    if not -(2**31) <= int(sec) < 2**31:
+    if not -(2**31) <= sec < 2**31:
         raise ImageError(f"header stamp sec {sec} does not fit a ROS 2 time (int32)")
     frame = str(header.frame_id)
     if not frame.strip():
         raise ImageError("header frame_id is empty: the outputs would have no frame to be in")
     if id_prefix and (frame.startswith("body_") or re.fullmatch(rf"[a-z_]+_{re.escape(id_prefix)}\d+", frame)):
         raise ImageError(f"header frame_id '{frame}' is a frame this node publishes (body_<id>, <joint>_<id>)")
-    return int(sec) * 1_000_000_000 + int(nsec), frame
+    return sec * 1_000_000_000 + nsec, frame
 
 
 def image_array(msg: Any) -> tuple[np.ndarray, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from abspose.ros.config import LIVE, check
@@ -332,7 +332,7 @@ class NodeCore:
         Rates are over the time since the previous call."""
         now = time.monotonic()
         with self._lock:
-            s = Stats(**vars(self.stats))
+            s = replace(self.stats)  # a snapshot
         before, t0 = self._window
         dt = max(now - t0, 1e-6)
         self._window = (s, now)

@@ -29,20 +29,18 @@ def missing_modules(names: dict[str, str] = MODULES) -> list[str]:
 
 
 def weights_problem() -> str | None:
-    """None when the BlazePose weights are converted in the cache (or can be, offline, from an installed
-    mediapipe or a cached wheel); else the command to run."""
+    """None when the BlazePose weights are converted in the cache, or can be offline (from an installed
+    mediapipe or a cached wheel; they are then converted now); else what is missing and the command to run."""
     from abspose.models import blazepose_weights as bw
 
-    if all(bw._valid(name, bw.weights_path(name)) for name in bw.MODELS):
-        return None
-    wheels = list((bw.cache_dir() / "wheels").glob(f"mediapipe-{bw.MEDIAPIPE_VERSION}-*.whl"))
-    offline = importlib.util.find_spec("mediapipe") is not None or bool(wheels)
-    if offline and importlib.util.find_spec("tflite") is not None:
-        return None
-    return (
-        f"BlazePose weights are not in {bw.cache_dir()}: run `abspose weights` once "
-        "(`ros2 run abspose_ros abspose weights` after a colcon build; it needs the network or --source WHEEL)"
-    )
+    try:
+        bw.ensure(download=False)
+    except (bw.WeightsError, ImportError) as exc:  # ImportError: no tflite to parse a wheel's models
+        return (
+            f"BlazePose weights are not in {bw.cache_dir()}: {exc} (after a colcon build: "
+            "`ros2 run abspose_ros abspose weights`; it needs the network or --source WHEEL)"
+        )
+    return None
 
 
 def problems() -> list[str]:

@@ -119,10 +119,9 @@ def bag_frames(
             raise InputError(f"{paths[0]}: no CameraInfo for '{topics.image}': give --camera-info-topic")
         buffers = {t: StampBuffer(30) for t in (topics.camera_info, topics.depth, topics.depth_camera_info) if t}
         conns = [c for c in reader.connections if c.topic in (topics.image, *buffers)]
-        pending: tuple[int, Any] | None = None
+        pending: tuple[int, int, Any] | None = None
 
-        def frame(log_ns: int, image: Any) -> Frame:
-            s = stamp_ns(image.header)
+        def frame(log_ns: int, s: int, image: Any) -> Frame:
             info = buffers[topics.camera_info].nearest(s)
             depth = buffers[topics.depth].nearest(s, depth_slop) if topics.depth else None
             dinfo = buffers[topics.depth_camera_info].nearest(s) if topics.depth_camera_info else None
@@ -131,7 +130,7 @@ def bag_frames(
         for conn, log_ns, raw in reader.messages(connections=conns):
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
-                stamp_ns(msg.header)
+                stamp = stamp_ns(msg.header)
             except Exception:  # a corrupt row: one message lost, not the run
                 if bad is not None:
                     bad[conn.topic] = bad.get(conn.topic, 0) + 1
@@ -139,9 +138,9 @@ def bag_frames(
             if conn.topic == topics.image:
                 if pending is not None:
                     yield frame(*pending)
-                pending = (log_ns, msg)
+                pending = (log_ns, stamp, msg)
             else:
-                buffers[conn.topic].add(stamp_ns(msg.header), msg)
+                buffers[conn.topic].add(stamp, msg)
         if pending is not None:
             yield frame(*pending)
     finally:
