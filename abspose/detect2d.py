@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
+from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, views
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -48,7 +49,18 @@ def _anchors() -> torch.Tensor:
 class Options:
     """Thresholds and modes (defaults: mediapipe's)."""
 
-    min_detection_score: float = 0.5
+    # person proposals: "nanodet" (NanoDet person boxes on the frame and on tiles, docs/detect2d.md) or
+    # "blazepose" (BlazePose's own short-range detector: mediapipe's pipeline, for parity)
+    detector: str = "nanodet"
+    min_person_score: float = 0.3  # NanoDet person score
+    tiles: int = 2  # NanoDet: square tiles along the frame's long side besides the whole frame (0: none)
+    box_scale: float = 1.25  # landmark ROI side = box_scale x the box's long side, centred on the box
+    min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
+    duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
+    duplicate_share: float = 0.4  # ... or when this share of their landmarks coincide
+    mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
+    mask_value: float = 0.0  # the blank (landmark input range 0..1)
+    min_detection_score: float = 0.5  # BlazePose detector's score
     nms_iou: float = 0.3
     min_presence: float = 0.5  # landmark model's pose-presence flag
     max_people: int = 0  # 0 = no limit
@@ -245,7 +257,15 @@ class BlazePose:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.options = options or Options()
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
-        self.detector = load_graph("detector", device=self.device).to(self.dtype)
+        if self.options.detector not in ("nanodet", "blazepose"):
+            raise ValueError(f"detector must be 'nanodet' or 'blazepose', not {self.options.detector!r}")
+        self.people: PersonDetector | None = None
+        self.detector: Any = None
+        if self.options.detector == "nanodet":
+            opts = DetectorOptions(min_score=self.options.min_person_score, tiles=self.options.tiles)
+            self.people = PersonDetector(self.device, self.dtype, opts)
+        else:
+            self.detector = load_graph("detector", device=self.device).to(self.dtype)
         # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
         landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device)
         self.landmark = landmark.to(self.dtype)
@@ -268,13 +288,14 @@ class BlazePose:
         # every instance adds three graphs to dynamo's cache of the one TFLiteGraph.forward; past its limit
         # (8) a further instance (another camera, a benchmark's second pipeline) would silently run eagerly
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        detector = torch.compile(self.detector, dynamic=False)
+        detector = torch.compile(self.detector, dynamic=False) if self.detector is not None else None
         landmark = torch.compile(self.landmark, dynamic=None)
         if self.device.type == "cpu":  # measured on CPUs only; other devices keep inductor's defaults
-            detector, landmark = _frozen(detector), _frozen(landmark)
+            detector, landmark = _frozen(detector) if detector is not None else None, _frozen(landmark)
         try:
             with torch.inference_mode():
-                detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
+                if detector is not None:
+                    detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
                 for n in (1, 2):
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
         except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
@@ -306,9 +327,31 @@ class BlazePose:
         self._frame = 0
 
     @torch.inference_mode()
+    def person_boxes(self, image: torch.Tensor, rgb8: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """NanoDet person boxes on image [3,H,W] (0..255): (boxes [P,4] x0, y0, x1, y1 pixels, scores [P])."""
+        if self.people is None:
+            raise ValueError("person_boxes needs detector='nanodet'")
+        _, h, w = image.shape
+        rois = views(h, w, self.people.options.tiles, self.people.options.tile_overlap).to(self.device)
+        crops = self._crop(image, rois, INPUT_SIZE, "zeros", rgb8)
+        boxes, scores = self.people.run(crops, rois, h, w)
+        if self.options.max_people:
+            boxes, scores = boxes[: self.options.max_people], scores[: self.options.max_people]
+        return boxes, scores
+
+    def rois_from_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Upright landmark ROIs [P,4] (cx, cy, side, 0) around person boxes [P,4]."""
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+        side = (boxes[:, 2:] - boxes[:, :2]).amax(-1) * self.options.box_scale
+        return torch.cat([centre, side[:, None], torch.zeros_like(side)[:, None]], -1)
+
+    @torch.inference_mode()
     def detect_people(self, image: torch.Tensor, rgb8: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Person detector on image [3,H,W] (0..255): (rois [P,4] pixels, scores [P]). ``rgb8``: the same
+        """Person proposals on image [3,H,W] (0..255): (rois [P,4] pixels, scores [P]). ``rgb8``: the same
         frame as HxWx3 uint8, if the caller has it (spares the OpenCV crop a conversion)."""
+        if self.people is not None:
+            boxes, scores = self.person_boxes(image, rgb8)
+            return self.rois_from_boxes(boxes), scores
         _, h, w = image.shape
         side = float(max(h, w))
         letterbox = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device)
@@ -332,11 +375,14 @@ class BlazePose:
 
     @torch.inference_mode()
     def landmarks(
-        self, image: torch.Tensor, rois: torch.Tensor, rgb8: np.ndarray | None = None
+        self, image: torch.Tensor, rois: torch.Tensor, rgb8: np.ndarray | None = None, boxes: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels.
-        ``rgb8`` as in :meth:`detect_people`."""
+        ``rgb8`` as in :meth:`detect_people`. ``boxes`` [N,4]: each upright ROI's person box (NaN: none);
+        the crop is blanked outside it (plus a margin), so the model sees that person, not a neighbour."""
         crops = self._crop(image, rois, LANDMARK_SIZE, "replicate", rgb8) / 255.0
+        if boxes is not None and self.options.mask_margin >= 0:
+            crops = _mask_outside(crops, rois, boxes, self.options.mask_margin, self.options.mask_value)
         raw, flag, heatmap, world = (t.float() for t in self.landmark(self._static_hw(crops)))
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(
@@ -369,17 +415,29 @@ class BlazePose:
         run_detector = run_detector or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)
         rois = self._prev_rois if opts.tracking and self._prev_rois is not None else rgb.new_zeros(0, 4)
         detected = torch.zeros(len(rois), dtype=torch.bool, device=self.device)
+        boxes = rgb.new_full((len(rois), 4), float("nan"))  # the person box behind each ROI (NaN: none)
         if run_detector:
-            new_rois, _ = self.detect_people(rgb, rgb8)
-            new_rois = _drop_tracked(new_rois, rois)
-            rois = torch.cat([rois, new_rois])
-            detected = torch.cat([detected, torch.ones(len(new_rois), dtype=torch.bool, device=self.device)])
+            if self.people is not None:
+                new_boxes, _ = self.person_boxes(rgb, rgb8)
+                new_rois = self.rois_from_boxes(new_boxes)
+            else:
+                new_rois, _ = self.detect_people(rgb, rgb8)
+                new_boxes = rgb.new_full((len(new_rois), 4), float("nan"))
+            fresh = _untracked(new_rois, rois)
+            rois = torch.cat([rois, new_rois[fresh]])
+            boxes = torch.cat([boxes, new_boxes[fresh]])
+            detected = torch.cat([detected, torch.ones(int(fresh.sum()), dtype=torch.bool, device=self.device)])
         self._frame += 1
         if len(rois) == 0:
             self._prev_rois = None
             return _empty(self.device)
-        out = self.landmarks(rgb, rois, rgb8)
+        out = self.landmarks(rgb, rois, rgb8, boxes)
+        from_box = ~torch.isnan(boxes[:, 0])
         keep = out["flag"] >= opts.min_presence
+        kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
+        keep &= ~from_box | (_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
+        lm = out["points"][:, :NUM_LANDMARKS]
+        keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share)
         out = {k: v[keep] for k, v in out.items()}
         rois, detected = rois[keep], detected[keep]
         if opts.tracking:
@@ -401,13 +459,77 @@ class BlazePose:
         )
 
 
-def _drop_tracked(new: torch.Tensor, tracked: torch.Tensor, max_dist: float = 0.5) -> torch.Tensor:
-    """Detector ROIs whose centre is not within ``max_dist``·side of a tracked ROI's centre."""
+def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, margin: float, value: float):
+    """Crops [N,3,S,S] of upright ROIs [N,4] with pixels outside box [N,4] (grown by ``margin`` x its size on
+    each side) set to ``value``; rows whose box is NaN are left as they are."""
+    size = crops.shape[-1]
+    grow = (boxes[:, 2:] - boxes[:, :2]) * margin
+    lo = (boxes[:, :2] - grow - (rois[:, :2] - rois[:, 2:3] / 2)) / rois[:, 2:3] * size  # crop px
+    hi = (boxes[:, 2:] + grow - (rois[:, :2] - rois[:, 2:3] / 2)) / rois[:, 2:3] * size
+    pos = torch.arange(size, device=crops.device, dtype=crops.dtype) + 0.5
+    inside_x = (pos[None] >= lo[:, :1]) & (pos[None] <= hi[:, :1])  # [N,S]
+    inside_y = (pos[None] >= lo[:, 1:]) & (pos[None] <= hi[:, 1:])
+    inside = inside_y[:, :, None] & inside_x[:, None, :] | torch.isnan(boxes[:, :1, None])  # [N,S,S]
+    return torch.where(inside[:, None], crops, torch.full_like(crops[:1, :, :1, :1], value))
+
+
+def _untracked(new: torch.Tensor, tracked: torch.Tensor, max_dist: float = 0.5) -> torch.Tensor:
+    """[P] bool: detector ROIs whose centre is not within ``max_dist``·side of a tracked ROI's centre."""
     if len(tracked) == 0 or len(new) == 0:
-        return new
+        return torch.ones(len(new), dtype=torch.bool, device=new.device)
     dist = torch.cdist(new[:, :2], tracked[:, :2])
     near = dist < max_dist * tracked[None, :, 2]
-    return new[~near.any(dim=1)]
+    return ~near.any(dim=1)
+
+
+def _keypoint_boxes(points: torch.Tensor, visibility: torch.Tensor, min_vis: float = 0.5) -> torch.Tensor:
+    """[N,4] box (x0, y0, x1, y1) around each person's landmarks [N,L,2] visible ≥ ``min_vis`` (all when
+    fewer than 4 are)."""
+    seen = visibility >= min_vis
+    seen = torch.where(seen.sum(-1, keepdim=True) >= 4, seen, torch.ones_like(seen))
+    inf = torch.tensor(float("inf"), device=points.device)
+    lo = torch.where(seen[..., None], points, inf).amin(1)
+    hi = torch.where(seen[..., None], points, -inf).amax(1)
+    return torch.cat([lo, hi], -1)
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes a [N,4] and b [M,4] broadcast against each other (a[:, None], b[None])."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
+    return inter / (area_a + area_b - inter).clamp(min=1e-9)
+
+
+def _unique(
+    boxes: torch.Tensor, points: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, iou: float, share: float
+) -> torch.Tensor:
+    """[N] bool: one skeleton per person among ``alive`` ones, best score first. Two skeletons are one person
+    when their keypoint boxes [N,4] overlap by IoU > ``iou``, or when at least ``share`` of their landmarks
+    [N,L,2] lie within 10 % of the smaller skeleton's box diagonal of each other (a partial second copy)."""
+    keep = torch.zeros_like(alive)
+    if not bool(alive.any()):
+        return keep
+    diag = (boxes[:, 2:] - boxes[:, :2]).norm(dim=-1)
+    near = (points[:, None] - points[None]).norm(dim=-1) < 0.1 * torch.minimum(diag[:, None], diag[None])[..., None]
+    over = ((_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)).cpu()
+    order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
+    taken = torch.zeros(len(boxes), dtype=torch.bool)
+    for i in order[: int(alive.sum())]:  # one step per person
+        if not taken[i]:
+            keep[i] = True
+            taken |= over[i]
+    return keep
+    over = (_iou(boxes[:, None], boxes[None]) > iou).cpu()
+    order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
+    taken = torch.zeros(len(boxes), dtype=torch.bool)
+    for i in order[: int(alive.sum())]:  # one step per person
+        if not taken[i]:
+            keep[i] = True
+            taken |= over[i]
+    return keep
 
 
 def _empty(device: torch.device) -> Poses2D:

@@ -19,7 +19,12 @@ def _detect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay", type=Path, help="overlay picture (one image) or folder for overlays (several)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: cuda when available)")
     p.add_argument("--max-people", type=number(int, 0), default=0, help="at most this many people per image (0: all)")
-    p.add_argument("--min-score", type=number(float, 0, 1), default=0.5, help="person detector threshold")
+    p.add_argument(
+        "--detector", choices=("nanodet", "blazepose"), default="nanodet", help="person proposals (docs/detect2d.md)"
+    )
+    p.add_argument(
+        "--min-score", type=number(float, 0, 1), help="person detector threshold (default: 0.3 nanodet, 0.5 blazepose)"
+    )
 
 
 @command("detect", "2D keypoints of every person in images (BlazePose in torch)", _detect_args)
@@ -28,7 +33,10 @@ def detect(args: argparse.Namespace) -> int:
     from abspose.detect2d import BlazePose, Options
     from abspose.overlay import draw_skeletons
 
-    model = BlazePose(args.device, options=Options(max_people=args.max_people, min_detection_score=args.min_score))
+    opts = Options(detector=args.detector, max_people=args.max_people)
+    if args.min_score is not None:
+        opts.min_person_score = opts.min_detection_score = args.min_score
+    model = BlazePose(args.device, options=opts)
     results, failed = [], 0
     for path in args.images:
         try:

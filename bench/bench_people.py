@@ -1,0 +1,124 @@
+"""People found and time per frame: abspose's NanoDet front-end vs mediapipe's Tasks PoseLandmarker, one run.
+
+On the hand-labelled real images (test/fixtures/person_boxes.json) in three groups by how many people they
+hold — ~1 (the mediapipe samples and the COCO skier), ~4 (the five TU/e robot frames), ~10 (the group photo
+and the five street frames) — each pipeline runs every image of a group in turn: ours with the detector on
+every frame (IMAGE) and in tracking mode (detector every 10th frame, people re-cropped from their
+landmarks; VIDEO), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
+ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
+person found, and the ratio peer/ours (> 1: ours is faster). Run: ``python bench/bench_people.py [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO.parent / "shared" / "data"
+GROUPS = {"~1 person": ("mp", "coco"), "~4 people": ("tue",), "~10 people": ("group", "street")}
+
+
+def found(kind: str, model, img: np.ndarray, labels) -> int:
+    from abspose.detect2d import _keypoint_boxes
+    from abspose.training.people_recall import score_image
+
+    if kind == "ours":
+        poses = model(img)
+        boxes = _keypoint_boxes(poses.landmarks, poses.visibility).numpy()
+    else:
+        h, w = img.shape[:2]
+        people = model(img)
+        boxes = np.array(
+            [
+                [min(p.x for p in lm) * w, min(p.y for p in lm) * h, max(p.x for p in lm) * w, max(p.y for p in lm) * h]
+                for lm in (people or [])
+            ]
+        ).reshape(-1, 4)
+    return score_image(labels, boxes, img.shape[:2]).found
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=10, help="passes over each group's images (frames per image)")
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"bench: {DATA} not found (needs ../shared/data beside the repository)")
+    torch.set_num_threads(os.cpu_count() or 1)
+    import mediapipe as mp
+
+    from abspose.detect2d import BlazePose, Options
+    from abspose.training.people_recall import load_labels, read_labelled_image
+
+    labelled = [(lab, read_labelled_image(lab, DATA)) for lab in load_labels()]
+    image = BlazePose("cpu")
+    track = BlazePose("cpu", options=Options(tracking=True, detect_every=10))
+
+    def tasks(video: bool):
+        from mediapipe.tasks import python as mpt
+        from mediapipe.tasks.python import vision
+
+        from abspose.models.blazepose_weights import tasks_bundle
+
+        mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
+        opts = vision.PoseLandmarkerOptions(
+            base_options=mpt.BaseOptions(model_asset_buffer=tasks_bundle()), num_poses=10, running_mode=mode
+        )
+        lm = vision.PoseLandmarker.create_from_options(opts)
+        clock = iter(range(0, 10**9, 33))
+
+        def run(img: np.ndarray):
+            frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=img)
+            return (lm.detect_for_video(frame, next(clock)) if video else lm.detect(frame)).pose_landmarks
+
+        return run
+
+    # tracking rows: each image held for `rounds` frames (a scene at camera rate), the trackers reset between
+    runs = {
+        "ours IMAGE": ("ours", image, False),
+        "mediapipe IMAGE": ("mp", tasks(False), False),
+        "ours tracking": ("ours", track, True),
+        "mediapipe VIDEO": ("mp", tasks(True), True),
+    }
+    print(f"# people found and ms/frame, {os.cpu_count()} cores, torch {torch.__version__}, eager fp32, CPU\n")
+    print("| images | pipeline | ms/frame (median) | people found / labelled | ms per person found | peer/ours |")
+    print("|---|---|---|---|---|---|")
+    for group, prefixes in GROUPS.items():
+        items = [(lab, img) for lab, img in labelled if lab.key.split("_")[0] in prefixes]
+        labelled_people = sum(len(lab.visible) for lab, _ in items)
+        stats = {}
+        for name, (kind, model, held) in runs.items():
+            times, hits = [], []
+            order = (
+                [(r, item) for item in items for r in range(args.rounds)]
+                if held
+                else [(r, item) for r in range(args.rounds) for item in items]
+            )
+            for r, (lab, img) in order:
+                if kind == "ours" and held and r == 0:
+                    model.reset()
+                t0 = time.perf_counter()
+                n = found(kind, model, img, lab)
+                times.append((time.perf_counter() - t0) * 1000)
+                if r == args.rounds - 1:
+                    hits.append(n)
+            ms = statistics.median(times)
+            stats[name] = (ms, sum(hits))
+        for name in runs:
+            ms, hits = stats[name]
+            peer = {"ours IMAGE": "mediapipe IMAGE", "ours tracking": "mediapipe VIDEO"}.get(name)
+            ratio = f"{stats[peer][0] / ms:.2f}" if peer else ""
+            per = f"{ms / max(hits / len(items), 1e-9):.1f}" if hits else "–"
+            print(f"| {group} | {name} | {ms:.1f} | {hits}/{labelled_people} | {per} | {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

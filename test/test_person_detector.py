@@ -1,0 +1,65 @@
+"""NanoDet person boxes: the views (frame + tiles), NMS with cut boxes, boxes on a real group photo."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from abspose.person_detector import nms, views
+from abspose.training.people_recall import iou, load_labels, read_labelled_image
+
+from conftest import data_path
+
+
+def test_views_cover_the_long_side_with_overlapping_squares():
+    v = views(540, 960, tiles=2, overlap=0.25).numpy()
+    assert v[0].tolist() == [480, 270, 960, 0]  # the whole frame, letterboxed
+    tiles = v[1:]
+    # two 540-px squares would overlap by 120 px (22 %) only: a third one keeps neighbours 25 % apart
+    assert len(tiles) == 3 and (tiles[:, 2] == 540).all() and (tiles[:, 1] == 270).all()
+    assert tiles[0, 0] - 270 == 0 and tiles[-1, 0] + 270 == 960  # flush with both ends
+    overlap = (tiles[:-1, 0] + 270) - (tiles[1:, 0] - 270)
+    assert (overlap >= 0.25 * 540).all()
+    assert len(views(540, 900, tiles=2, overlap=0.25)) == 3  # 180 px overlap: two are enough
+    # a wide panorama needs more tiles to keep the overlap; a portrait tiles along y; a square not at all
+    assert len(views(400, 2000, tiles=2, overlap=0.25)) - 1 == 7
+    assert (views(960, 540, 2, 0.25)[1:, 0] == 270).all()
+    assert len(views(500, 510, 2, 0.25)) == 1 and len(views(540, 960, 0, 0.25)) == 1
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes_and_drops_cut_copies():
+    boxes = torch.tensor([[0, 0, 10, 20], [1, 0, 11, 20], [30, 0, 40, 20], [0, 0, 10, 12.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    # box 3 (the top 60 % of box 0, as a tile's edge cuts a person) has IoU 0.6 with box 0: NMS at 0.7 keeps it
+    assert sorted(nms(boxes, scores, 0.7).tolist()) == [0, 2, 3]
+    # marked cut, and ranked after the whole boxes, it yields to the whole box covering it
+    partial = torch.tensor([False, False, False, True])
+    assert sorted(nms(boxes, scores - partial.float(), 0.7, partial).tolist()) == [0, 2]
+    assert nms(boxes, scores, 0.5).tolist() == [3, 2]  # best first; box 0 and 1 overlap box 3 above 0.5
+
+
+def test_nanodet_boxes_everyone_in_the_group_photo(blazepose):
+    data = data_path("images")  # skips without the shared data
+    labels = next(lab for lab in load_labels() if lab.key == "group")
+    img = read_labelled_image(labels, data.parent)
+    model = blazepose()
+    boxes, scores = model.person_boxes(torch.from_numpy(img).permute(2, 0, 1).float(), img)
+    assert ((scores >= 0.3) & (scores <= 1)).all()
+    overlap = iou(boxes.numpy().astype(np.float64), labels.visible)
+    assert (overlap.max(0) >= 0.5).all()  # every person has a box
+    # NanoDet also boxes the white robot (score 0.43): the landmark model's presence flag rejects it
+    # (test_people_recall: no skeleton on a robot)
+    assert (overlap.max(1) >= 0.5).sum() >= 9
+
+
+def test_tiles_add_small_far_pedestrians(blazepose):
+    data = data_path("images")
+    labels = next(lab for lab in load_labels() if lab.key == "street_0")
+    img = read_labelled_image(labels, data.parent)
+    rgb = torch.from_numpy(img).permute(2, 0, 1).float()
+    small = {}
+    for tiles in (0, 2):
+        boxes, _ = blazepose(tiles=tiles).person_boxes(rgb, img)
+        small[tiles] = int(((boxes[:, 3] - boxes[:, 1]) < 80).sum())
+    # measured: 7 boxes under 80 px tall from the whole frame alone, 17 with two tiles besides it
+    assert small[0] >= 4 and small[2] >= 2 * small[0]
