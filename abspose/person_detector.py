@@ -31,7 +31,7 @@ class DetectorOptions:
     nms_iou: float = 0.5  # boxes overlapping more are one person
     tiles: int = 2  # tiles along the long side (0: full frame only); tile side = short side of the frame
     tile_overlap: float = 0.25  # minimum overlap between neighbouring tiles, fraction of the tile side
-    min_height: float = 16.0  # px in the input image: smaller boxes are dropped
+    min_height: float = 40.0  # px in the input image: smaller boxes are dropped (no usable landmarks)
 
 
 def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
