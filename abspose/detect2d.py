@@ -460,16 +460,19 @@ class BlazePose:
 
 
 def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, margin: float, value: float):
-    """Crops [N,3,S,S] of upright ROIs [N,4] with pixels outside box [N,4] (grown by ``margin`` x its size on
-    each side) set to ``value``; rows whose box is NaN are left as they are."""
+    """Crops [N,3,S,S] of ROIs [N,4] (cx, cy, side, angle) with pixels whose image position lies outside box
+    [N,4] (grown by ``margin`` x its size on each side) set to ``value``; rows whose box is NaN are left."""
     size = crops.shape[-1]
     grow = (boxes[:, 2:] - boxes[:, :2]) * margin
-    lo = (boxes[:, :2] - grow - (rois[:, :2] - rois[:, 2:3] / 2)) / rois[:, 2:3] * size  # crop px
-    hi = (boxes[:, 2:] + grow - (rois[:, :2] - rois[:, 2:3] / 2)) / rois[:, 2:3] * size
-    pos = torch.arange(size, device=crops.device, dtype=crops.dtype) + 0.5
-    inside_x = (pos[None] >= lo[:, :1]) & (pos[None] <= hi[:, :1])  # [N,S]
-    inside_y = (pos[None] >= lo[:, 1:]) & (pos[None] <= hi[:, 1:])
-    inside = inside_y[:, :, None] & inside_x[:, None, :] | torch.isnan(boxes[:, :1, None])  # [N,S,S]
+    lo, hi = boxes[:, :2] - grow, boxes[:, 2:] + grow
+    t = (torch.arange(size, device=crops.device, dtype=torch.float32) + 0.5) / size - 0.5
+    cos, sin = torch.cos(rois[:, 3])[:, None, None], torch.sin(rois[:, 3])[:, None, None]
+    u, v = t[None, None, :] * rois[:, 2, None, None], t[None, :, None] * rois[:, 2, None, None]  # [N,1,S], [N,S,1]
+    x = rois[:, 0, None, None] + cos * u - sin * v  # [N,S,S] image position of crop pixel (row v, column u)
+    y = rois[:, 1, None, None] + sin * u + cos * v
+    inside = (x >= lo[:, 0, None, None]) & (x <= hi[:, 0, None, None])
+    inside &= (y >= lo[:, 1, None, None]) & (y <= hi[:, 1, None, None])
+    inside |= torch.isnan(boxes[:, :1, None])
     return torch.where(inside[:, None], crops, torch.full_like(crops[:1, :, :1, :1], value))
 
 
@@ -515,14 +518,6 @@ def _unique(
     diag = (boxes[:, 2:] - boxes[:, :2]).norm(dim=-1)
     near = (points[:, None] - points[None]).norm(dim=-1) < 0.1 * torch.minimum(diag[:, None], diag[None])[..., None]
     over = ((_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)).cpu()
-    order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
-    taken = torch.zeros(len(boxes), dtype=torch.bool)
-    for i in order[: int(alive.sum())]:  # one step per person
-        if not taken[i]:
-            keep[i] = True
-            taken |= over[i]
-    return keep
-    over = (_iou(boxes[:, None], boxes[None]) > iou).cpu()
     order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
     taken = torch.zeros(len(boxes), dtype=torch.bool)
     for i in order[: int(alive.sum())]:  # one step per person

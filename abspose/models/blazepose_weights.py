@@ -150,7 +150,8 @@ def ensure(source: str | Path | None = None, download: bool = True) -> dict[str,
     return paths
 
 
-def _valid(name: str, path: Path) -> bool:
+def converted(path: Path, source_sha256: str, version: str) -> bool:
+    """Whether ``path`` is a safetensors file converted from that source by that converter version."""
     if not path.is_file():
         return False
     try:
@@ -158,7 +159,11 @@ def _valid(name: str, path: Path) -> bool:
             meta = f.metadata() or {}
     except Exception:  # a truncated or foreign file: convert again
         return False
-    return meta.get("source_sha256") == MODELS[name][1] and meta.get("format") == FORMAT_VERSION
+    return meta.get("source_sha256") == source_sha256 and meta.get("format") == version
+
+
+def _valid(name: str, path: Path) -> bool:
+    return converted(path, MODELS[name][1], FORMAT_VERSION)
 
 
 def load_graph(name: str, outputs: list[int] | None = None, device: str | torch.device = "cpu") -> TFLiteGraph:

