@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
-from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, views
+from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, views
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -435,7 +435,7 @@ class BlazePose:
         from_box = ~torch.isnan(boxes[:, 0])
         keep = out["flag"] >= opts.min_presence
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
-        keep &= ~from_box | (_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
+        keep &= ~from_box | (box_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
         lm = out["points"][:, :NUM_LANDMARKS]
         keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share)
         out = {k: v[keep] for k, v in out.items()}
@@ -496,16 +496,6 @@ def _keypoint_boxes(points: torch.Tensor, visibility: torch.Tensor, min_vis: flo
     return torch.cat([lo, hi], -1)
 
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of boxes a [N,4] and b [M,4] broadcast against each other (a[:, None], b[None])."""
-    lt = torch.maximum(a[..., :2], b[..., :2])
-    rb = torch.minimum(a[..., 2:], b[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area_a = (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
-    area_b = (b[..., 2:] - b[..., :2]).clamp(min=0).prod(-1)
-    return inter / (area_a + area_b - inter).clamp(min=1e-9)
-
-
 def _unique(
     boxes: torch.Tensor, points: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, iou: float, share: float
 ) -> torch.Tensor:
@@ -517,13 +507,9 @@ def _unique(
         return keep
     diag = (boxes[:, 2:] - boxes[:, :2]).norm(dim=-1)
     near = (points[:, None] - points[None]).norm(dim=-1) < 0.1 * torch.minimum(diag[:, None], diag[None])[..., None]
-    over = ((_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)).cpu()
+    over = (box_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)
     order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
-    taken = torch.zeros(len(boxes), dtype=torch.bool)
-    for i in order[: int(alive.sum())]:  # one step per person
-        if not taken[i]:
-            keep[i] = True
-            taken |= over[i]
+    keep[greedy(over, order[: int(alive.sum())])] = True
     return keep
 
 

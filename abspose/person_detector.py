@@ -46,6 +46,36 @@ def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float32)
 
 
+def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection areas of boxes a [...,4] and b [...,4] (x0, y0, x1, y1), broadcast against each other."""
+    lt = torch.maximum(a[..., :2], b[..., :2])
+    rb = torch.minimum(a[..., 2:], b[..., 2:])
+    return (rb - lt).clamp(min=0).prod(-1)
+
+
+def box_area(a: torch.Tensor) -> torch.Tensor:
+    return (a[..., 2:] - a[..., :2]).clamp(min=0).prod(-1)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of boxes a and b broadcast against each other (a[:, None], b[None] for all pairs)."""
+    inter = box_intersection(a, b)
+    return inter / (box_area(a) + box_area(b) - inter).clamp(min=1e-9)
+
+
+def greedy(over: torch.Tensor, order: list[int]) -> list[int]:
+    """Greedy suppression: walking ``order``, keep each index not yet suppressed and suppress the row
+    ``over[i]`` [M] bool of what it covers. One step per candidate (tens), not per anchor."""
+    taken = torch.zeros(over.shape[0], dtype=torch.bool)
+    over = over.cpu()
+    kept = []
+    for i in order:
+        if not taken[i]:
+            kept.append(i)
+            taken |= over[i]
+    return kept
+
+
 def nms(
     boxes: torch.Tensor, scores: torch.Tensor, iou: float, partial: torch.Tensor | None = None, iom: float = 0.6
 ) -> torch.Tensor:
@@ -53,22 +83,11 @@ def nms(
     ``partial`` [M] also yields where a kept box covers more than ``iom`` of it."""
     order = torch.argsort(scores, descending=True)
     boxes = boxes[order]
-    area = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(-1)
-    lt = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    overlap = inter / (area[:, None] + area[None, :] - inter).clamp(min=1e-9)
-    over = overlap > iou
+    over = box_iou(boxes[:, None], boxes[None]) > iou
     if partial is not None:  # row i (kept) suppresses column j (partial) covering most of j
-        over |= (inter / area[None, :].clamp(min=1e-9) > iom) & partial[order][None, :]
-    keep = torch.ones(len(boxes), dtype=torch.bool, device=boxes.device)
-    over = over.cpu()
-    kept = []
-    for i in range(len(boxes)):  # one iteration per candidate box (tens), not per anchor
-        if keep[i]:
-            kept.append(i)
-            keep &= ~over[i].to(keep.device)
-    return order[kept]
+        inter = box_intersection(boxes[:, None], boxes[None])
+        over |= (inter / box_area(boxes)[None, :].clamp(min=1e-9) > iom) & partial[order][None, :]
+    return order[greedy(over, list(range(len(boxes))))]
 
 
 class PersonDetector:

@@ -95,8 +95,9 @@ def convert(name: str, models: Path) -> Path:
         path = models / f"{name}.{ext}"
         if not path.is_file():
             raise WeightsError(f"{path}: missing from {PACKAGE}")
-        if _sha256(path) != want:
-            raise WeightsError(f"{path}: SHA-256 {_sha256(path)} is not that of {PACKAGE}'s {name}.{ext}")
+        digest = _sha256(path)
+        if digest != want:
+            raise WeightsError(f"{path}: SHA-256 {digest} is not that of {PACKAGE}'s {name}.{ext}")
     try:
         spec, consts = parse_tfjs(models / f"{name}.json")
     except GraphError as exc:

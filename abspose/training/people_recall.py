@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import linear_sum_assignment
+
+from abspose.person_detector import box_intersection, box_iou
 
 MATCH_IOU = 0.5
 INSIDE = 0.85
@@ -104,11 +107,7 @@ def read_labelled_image(labels: Labels, data: Path) -> np.ndarray:
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[N, M] IoU of boxes a [N,4] and b [M,4]."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+    return box_iou(torch.from_numpy(a)[:, None], torch.from_numpy(b)[None]).numpy()
 
 
 def score_image(labels: Labels, found: np.ndarray, size: tuple[int, int]) -> Score:
@@ -119,11 +118,7 @@ def score_image(labels: Labels, found: np.ndarray, size: tuple[int, int]) -> Sco
     people = np.concatenate([labels.visible, labels.partial])
     overlap = iou(found, people) if len(found) and len(people) else np.zeros((len(found), len(people)))
     if overlap.size:
-        inter = np.clip(
-            np.minimum(found[:, None, 2:], people[None, :, 2:]) - np.maximum(found[:, None, :2], people[None, :, :2]),
-            0,
-            None,
-        ).prod(-1)
+        inter = box_intersection(torch.from_numpy(found)[:, None], torch.from_numpy(people)[None]).numpy()
         area = np.clip(found[:, 2:] - found[:, :2], 1e-9, None).prod(-1)
         span = (found[:, None, 3] - found[:, None, 1]) / np.maximum(people[None, :, 3] - people[None, :, 1], 1e-9)
         part = (inter / area[:, None] >= INSIDE) & (span >= MIN_SPAN)
