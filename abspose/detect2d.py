@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
@@ -71,6 +72,7 @@ class Options:
     refine_kernel: int = 7
     tracking: bool = False  # reuse ROIs from the previous frame's landmarks
     detect_every: int = 10  # in tracking mode, run the detector every N frames (and when nobody is tracked)
+    track_iou: float = 0.3  # a person box overlapping a tracked person's keypoint box this much is that person
     exact_crops: bool = True  # crops exactly as OpenCV's uint8 warp makes them (mediapipe parity)
     # on a CPU, crop with OpenCV itself when cv2 is installed: mediapipe's own CPU crop, 3x faster than the
     # torch warp (one call per person; CUDA and exact_crops=False always use the batched torch warp)
@@ -277,6 +279,7 @@ class BlazePose:
         opencv = self.device.type == "cpu" and self.options.exact_crops and self.options.opencv_crops
         self.opencv_crops = opencv and importlib.util.find_spec("cv2") is not None
         self._prev_rois: torch.Tensor | None = None
+        self._prev_boxes: torch.Tensor | None = None  # [T,4] keypoint boxes of the tracked people
         self._frame = 0
 
     def _compile(self) -> None:
@@ -324,6 +327,7 @@ class BlazePose:
     def reset(self) -> None:
         """Forget tracked ROIs (call between unrelated images in tracking mode)."""
         self._prev_rois = None
+        self._prev_boxes = None
         self._frame = 0
 
     @torch.inference_mode()
@@ -411,39 +415,51 @@ class BlazePose:
             own = isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] == (3,)
             rgb8 = np.ascontiguousarray(image) if own and (encoding or "rgb8") == "rgb8" else tensor_to_rgb8(rgb)
         opts = self.options
-        run_detector = not opts.tracking or self._prev_rois is None or len(self._prev_rois) == 0
-        run_detector = run_detector or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)
-        rois = self._prev_rois if opts.tracking and self._prev_rois is not None else rgb.new_zeros(0, 4)
+        tracked = opts.tracking and self._prev_rois is not None and len(self._prev_rois) > 0
+        run_detector = not tracked or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)
+        rois = self._prev_rois if tracked else rgb.new_zeros(0, 4)
         detected = torch.zeros(len(rois), dtype=torch.bool, device=self.device)
-        boxes = rgb.new_full((len(rois), 4), float("nan"))  # the person box behind each ROI (NaN: none)
+        boxed = detected.clone()  # rows whose box is the person detector's, this frame (the plausibility gate)
+        # the person box behind each ROI, which its crop is masked to (NaN: none): a tracked person's is its
+        # keypoint box in the previous frame, so that the landmark model stays on that person in a crowd
+        # (with BlazePose's own detector, none: mediapipe's VIDEO mode, for parity)
+        boxes = rgb.new_full((len(rois), 4), float("nan"))
+        if tracked and self.people is not None:
+            boxes = self._prev_boxes
         if run_detector:
             if self.people is not None:
                 new_boxes, _ = self.person_boxes(rgb, rgb8)
                 new_rois = self.rois_from_boxes(new_boxes)
+                match = _match_boxes(boxes, new_boxes, opts.track_iou)  # a tracked person takes its new box
+                boxes = torch.where((match >= 0)[:, None], new_boxes[match.clamp(min=0)], boxes)
+                boxed = match >= 0
+                fresh = torch.ones(len(new_boxes), dtype=torch.bool, device=self.device)
+                fresh[match[match >= 0]] = False
             else:
                 new_rois, _ = self.detect_people(rgb, rgb8)
                 new_boxes = rgb.new_full((len(new_rois), 4), float("nan"))
-            fresh = _untracked(new_rois, rois)
+                fresh = _untracked(new_rois, rois)
             rois = torch.cat([rois, new_rois[fresh]])
             boxes = torch.cat([boxes, new_boxes[fresh]])
+            boxed = torch.cat([boxed, ~torch.isnan(new_boxes[fresh, 0])])
             detected = torch.cat([detected, torch.ones(int(fresh.sum()), dtype=torch.bool, device=self.device)])
         self._frame += 1
         if len(rois) == 0:
             self._prev_rois = None
             return _empty(self.device)
         out = self.landmarks(rgb, rois, rgb8, boxes)
-        from_box = ~torch.isnan(boxes[:, 0])
         keep = out["flag"] >= opts.min_presence
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
-        keep &= ~from_box | (box_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
+        keep &= ~boxed | (box_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
         lm = out["points"][:, :NUM_LANDMARKS]
         keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share)
         out = {k: v[keep] for k, v in out.items()}
         rois, detected = rois[keep], detected[keep]
-        if opts.tracking:
-            self._prev_rois = _rois_from_points(out["points"][:, 33], out["points"][:, 34], opts.roi_scale)
         lm = out["points"][:, :NUM_LANDMARKS]
         vis = out["visibility"][:, :NUM_LANDMARKS]
+        if opts.tracking:  # next frame's ROIs, and the boxes of all landmarks (seen or not) to mask them to
+            self._prev_rois = _rois_from_points(out["points"][:, 33], out["points"][:, 34], opts.roi_scale)
+            self._prev_boxes = _keypoint_boxes(lm, vis, min_vis=0.0)
         keypoints, confidence = skeleton.from_blazepose(lm, vis)
         return Poses2D(
             landmarks=lm,
@@ -474,6 +490,19 @@ def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, 
     inside &= (y >= lo[:, 1, None, None]) & (y <= hi[:, 1, None, None])
     inside |= torch.isnan(boxes[:, :1, None])
     return torch.where(inside[:, None], crops, torch.full_like(crops[:1, :, :1, :1], value))
+
+
+def _match_boxes(tracked: torch.Tensor, new: torch.Tensor, min_iou: float) -> torch.Tensor:
+    """[T] index of the person box in ``new`` [P,4] that each tracked keypoint box [T,4] is (-1: none): the
+    assignment of largest total IoU among pairs overlapping at least ``min_iou``."""
+    match = torch.full((len(tracked),), -1, dtype=torch.long, device=tracked.device)
+    if len(tracked) == 0 or len(new) == 0:
+        return match
+    overlap = box_iou(tracked[:, None], new[None]).cpu().numpy()
+    rows, cols = linear_sum_assignment(-overlap)
+    good = overlap[rows, cols] >= min_iou
+    match[torch.as_tensor(rows[good], device=tracked.device)] = torch.as_tensor(cols[good], device=tracked.device)
+    return match
 
 
 def _untracked(new: torch.Tensor, tracked: torch.Tensor, max_dist: float = 0.5) -> torch.Tensor:

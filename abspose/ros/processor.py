@@ -55,6 +55,7 @@ class FrameProcessor:
         self.tracker = Tracker(self.settings.tracking)
         self._last: dict[str, outputs.Person] = {}
         self._cameras: dict[tuple, CameraModel] = {}
+        self._stamp: int | None = None  # ns, of the last frame processed
 
     @property
     def device(self) -> str:
@@ -89,6 +90,11 @@ class FrameProcessor:
         except ImageError as exc:
             raise FrameError(f"image: {exc}") from exc
         warnings: list[str] = []
+        # a gap in the stream (dropped frames, a paused or looped bag, stills far apart): the people tracked
+        # in 2D are stale, so the detector looks afresh
+        if self._stamp is not None and not 0 <= stamp - self._stamp <= self.settings.tracking.max_age * 1e9:
+            self.pipeline.detector.reset()
+        self._stamp = stamp
         depth_args = self._depth(depth, depth_info, warnings) if self.params["use_depth"] else {}
         people = self._run(array, camera, encoding, depth_args, warnings)
         result = self._outputs(stamp, frame_id, people)

@@ -173,3 +173,22 @@ def test_marker_lifetime_is_published_exactly(bag_frame, make):
     image, info, _ = bag_frame
     result = make(**{"publish.marker_lifetime": 2.5, "use_depth": False}).process(image, info)
     assert {(m.lifetime.sec, m.lifetime.nanosec) for m in result.markers.markers} == {(2, 500_000_000)}
+
+
+@pytest.mark.parametrize("gap", [40.0, -1.0])
+def test_a_gap_in_the_stream_makes_the_detector_look_afresh(bag_frame, make, gap):
+    """In tracking mode, people are re-cropped from the last frame's landmarks; after a gap longer than a
+    track lives (or a stamp going back: a looped bag) those crops are stale, so the detector runs again."""
+    image, info, _ = bag_frame
+
+    def seen(result) -> int:
+        return sum(p.state == CONFIRMED for p in result.people)
+
+    moved = shifted(image, 200, gap)
+    fresh = seen(make(use_depth=False).process(moved, info))
+    proc = make(use_depth=False, **{"detector.reuse_rois": True})
+    proc.process(image, info)
+    assert seen(proc.process(moved, info)) == fresh >= 2
+    proc = make(use_depth=False, **{"detector.reuse_rois": True})  # the same 200 px jump 33 ms later: tracked
+    proc.process(image, info)
+    assert seen(proc.process(shifted(image, 200, 0.033), info)) < fresh
