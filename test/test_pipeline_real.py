@@ -117,6 +117,23 @@ def test_monocular_and_rgbd_agree_on_the_near_person(pipeline):
     assert abs(float(mono.root[near, 2] - rgbd.root[near, 2])) / float(rgbd.root[near, 2]) < 0.15
 
 
+def test_monocular_distance_of_real_people_matches_their_depth(blazepose):
+    """Every person the NanoDet front-end finds in the 5 TU/e frames whose depth fusion used ≥ 6 joints (the
+    near person, the far ones at ~3.4 and ~10 m): the monocular pelvis depth against the depth-fused one.
+    Measured: median ratio 1.041 (the checkpoint before the stature prior: 1.066); the issue's bound is 5 %."""
+    pipe = Pipeline(PipelineConfig(device="cpu"), detector=blazepose(), lifter=Lifter.load())
+    ratios = []
+    for stamp in TUE_FRAMES:
+        rgb, depth, cam, _ = _frame(stamp)
+        rgbd = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+        mono = pipe(rgb, cam, "rgb8")
+        assert len(mono) == len(rgbd)  # the same people (the detector does not track: one image each)
+        measured = (rgbd.source == SOURCE_FUSED).sum(1) >= 6
+        ratios += (mono.root[measured, 2] / rgbd.root[measured, 2]).tolist()
+    assert len(ratios) >= 8
+    assert abs(float(np.median(ratios)) - 1) < 0.05, ratios
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (fp16 is a CUDA path)")
 @pytest.mark.parametrize("stamp", TUE_FRAMES[:2])
 def test_fp16_on_cuda_matches_fp32(stamp, pipeline):

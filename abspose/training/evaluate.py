@@ -140,6 +140,26 @@ def score(pred: Prediction, batch: Batch, bands: Bands = BANDS, frame: bool = Fa
     }
 
 
+STATURE_BINS = ((0.0, 1.55), (1.55, 1.62), (1.62, 1.66), (1.66, 1.71), (1.71, 1.76), (1.76, 1.85), (1.85, 9.0))
+
+
+def depth_bias_by_stature(preds: dict[str, Prediction], batch: Batch, mean: float) -> str:
+    """Markdown: per stature band (m), the median of predicted / true root depth (Z) − 1 in %, per model;
+    a row for the people within 2.5 cm of the population ``mean`` stature and one for everyone."""
+    ratio = {name: p.root[:, 2] / batch.joints[:, sk.PELVIS, 2] for name, p in preds.items()}
+    rows = [
+        (f"< {hi:.2f} m" if lo == 0 else f"≥ {lo:.2f} m" if hi > 5 else f"{lo:.2f}–{hi:.2f} m", lo, hi)
+        for lo, hi in STATURE_BINS
+    ]
+    rows += [(f"population mean {mean:.3f} m ± 2.5 cm", mean - 0.025, mean + 0.025), ("everyone", 0.0, 9.0)]
+    lines = ["| stature | n | " + " | ".join(preds) + " |", "|---|---:|" + "---:|" * len(preds)]
+    for label, lo, hi in rows:
+        sel = (batch.stature >= lo) & (batch.stature < hi)
+        cells = (f"{100 * (r[sel].nanmedian().item() - 1):+.1f} %" for r in ratio.values())
+        lines.append(f"| {label} | {int(sel.sum())} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict[str, dict[str, dict[str, float]]], columns: tuple[str, ...] = COLUMNS) -> str:
     """One table per band (in :func:`score`'s order), a row per model ("–" where a model has no such number)."""
     lines: list[str] = []

@@ -74,7 +74,7 @@ def make_scenes(
 
     # others: retargeted poses, any facing, pelvis over a ground point near the target
     idx = torch.randint(poses.shape[0], (n * 2,), device=dev, generator=g)
-    body = retarget(poses[idx], g)
+    body, _ = retarget(poses[idx], g)
     ground = body[:, sk.PELVIS].clone()
     ground[:, 1] = 0
     body = (body - ground[:, None]) @ rot_y(rand(n * 2) * 2 * math.pi).transpose(1, 2)

@@ -5,8 +5,9 @@ what the lifter sees at run time and what it should answer, all on one device, n
 or joints:
 
 1. **Body**: bone directions from the mocap, bone lengths from an adult reference (``REFERENCE_BONES``,
-   metres) × a random height factor × per-bone jitter (left and right scaled alike), because the shared
-   sets have few distinct skeletons (and the Daz one is not anatomical). Random mirror and any facing.
+   metres) scaled to a stature drawn from an adult prior (:mod:`abspose.training.stature`) × per-bone jitter
+   (left and right scaled alike), because the shared sets have few distinct skeletons (and the Daz one is
+   not anatomical). Random mirror and any facing.
 2. **Camera** (``CameraRange``): image size, focal length (log-uniform 300–2000 px), principal-point
    offset, camera height and roll; the person stands at a ground distance log-uniform in 0.8–12 m at an
    azimuth inside the image ± a margin, and the pitch is whatever puts the pelvis at a random image row
@@ -34,12 +35,14 @@ import torch
 
 from abspose import skeleton as sk
 from abspose.training.noise2d import NoiseModel
+from abspose.training.stature import REFERENCE_STATURE, StaturePrior
 
 J = sk.NUM_JOINTS
 IN = torch.tensor(sk.INPUT_INDEX)
 
-# Adult reference bone lengths (metres, ~1.75 m tall), anthropometric tables (Winter) adapted to the joint
-# set's definitions (head = ear midpoint; foot = toe tip; neck = shoulder midpoint).
+# Adult reference bone lengths (metres, for a stature of stature.REFERENCE_STATURE = 1.73 m), anthropometric
+# tables (Winter) adapted to the joint set's definitions (head = ear midpoint; foot = toe tip; neck = shoulder
+# midpoint).
 REFERENCE_BONES: dict[tuple[str, str], float] = {
     ("pelvis", "left_hip"): 0.095,
     ("pelvis", "right_hip"): 0.095,
@@ -114,9 +117,14 @@ class Batch:
     depth: torch.Tensor
     rotation: torch.Tensor
     shift: torch.Tensor
+    stature: torch.Tensor  # [B] m, the body's stature (NaN: the mocap's own skeleton)
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
+
+
+_SHOULDERS = tuple(sk.BONES.index(("neck", side + "_shoulder")) for side in ("left", "right"))
+_HIPS = tuple(sk.BONES.index(("pelvis", side + "_hip")) for side in ("left", "right"))
 
 
 def _rand(shape, lo, hi, dev, g) -> torch.Tensor:
@@ -128,20 +136,28 @@ def _log_uniform(shape, lo, hi, dev, g) -> torch.Tensor:
 
 
 def retarget(
-    poses: torch.Tensor, g: torch.Generator | None = None, height_sd: float = 0.04, jitter: float = 0.03
-) -> torch.Tensor:
-    """Poses [B, J, 3] with bone directions kept and lengths = reference × height factor × per-bone jitter.
+    poses: torch.Tensor, g: torch.Generator | None = None, prior: StaturePrior | None = None, jitter: float = 0.03
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Poses [B, J, 3] with bone directions kept and lengths = reference × stature / REFERENCE_STATURE ×
+    per-bone jitter, and the statures [B] (m).
 
-    Height factor ~ N(1, height_sd) clipped to ±3 sd (σ ≈ 7 cm: adult body heights), jitter ~ N(1, jitter).
-    A monocular lifter cannot see body size, so this spread sets the floor of its depth error.
+    Statures from ``prior`` (adult women and men, :class:`~abspose.training.stature.StaturePrior`; its
+    sd 0 gives every body the mean of its sex), women's shoulders narrower and hips wider, jitter ~ N(1,
+    jitter) per bone, left and right alike. A monocular lifter cannot see body size, so this spread sets
+    the floor of its depth error, and the prior's mean where its distances are unbiased.
     """
+    prior = prior or StaturePrior()
     b, dev = poses.shape[0], poses.device
     ref = torch.tensor([REFERENCE_BONES[bone] for bone in sk.BONES], device=dev)
     pair = torch.tensor([sk.BONES.index(_mirror(bone)) for bone in sk.BONES], device=dev)
     noise = 1 + jitter * torch.randn(b, len(sk.BONES), device=dev, generator=g).clamp(-2.5, 2.5)
     noise = 0.5 * (noise + noise[:, pair])  # left and right alike
-    height = 1 + height_sd * torch.randn(b, 1, device=dev, generator=g).clamp(-3, 3)
-    lengths = ref * noise * height
+    stature, female = prior.sample(b, dev, g)
+    breadth = torch.ones(len(sk.BONES), device=dev)
+    breadth[list(_SHOULDERS)] = prior.female_shoulders
+    breadth[list(_HIPS)] = prior.female_hips
+    sex = torch.where(female[:, None], breadth, torch.ones_like(breadth))
+    lengths = ref * noise * sex * (stature / REFERENCE_STATURE)[:, None]
     idx = torch.tensor(sk.BONE_INDEX, device=dev)
     vec = poses[:, idx[:, 1]] - poses[:, idx[:, 0]]
     vec = vec / vec.norm(dim=-1, keepdim=True).clamp(min=1e-6) * lengths[..., None]
@@ -149,7 +165,7 @@ def retarget(
     out[:, sk.PELVIS] = poses[:, sk.PELVIS]
     for k, (parent, child) in enumerate(sk.BONE_INDEX):  # 17 bones, parents before children
         out[:, child] = out[:, parent] + vec[:, k]
-    return out
+    return out, stature
 
 
 def _mirror(bone: tuple[str, str]) -> tuple[str, str]:
@@ -272,12 +288,14 @@ def synthesize(
     depth: DepthRange | None = None,
     g: torch.Generator | None = None,
     retarget_bones: bool = True,
+    prior: StaturePrior | None = None,
 ) -> Batch:
     """Mocap poses [B, J, 3] (world, Y up) -> a Batch of at most B samples (out-of-range cameras dropped)."""
     cams = cams or CameraRange()
     dev = poses.device
+    stature = torch.full(poses.shape[:1], float("nan"), device=dev)
     if retarget_bones:
-        poses = retarget(poses, g)
+        poses, stature = retarget(poses, g, prior)
     flip = torch.rand(poses.shape[0], device=dev, generator=g) < 0.5
     mirrored = poses[:, list(sk.FLIP_PERMUTATION)] * torch.tensor([-1.0, 1.0, 1.0], device=dev)
     poses = torch.where(flip[:, None, None], mirrored, poses)
@@ -287,6 +305,7 @@ def synthesize(
     # a person-detector needs the face and most of the body in view
     ok &= inside[:, _HEAD] & (inside.sum(1) >= MIN_INSIDE)
     joints, K, size, true2d, rot, shift = joints[ok], K[ok], size[ok], true2d[ok], rot[ok], shift[ok]
+    stature = stature[ok]
     height = (true2d[..., 1].amax(1) - true2d[..., 1].amin(1)).clamp(min=4.0)
     keypoints = true2d + noise.sample(height, g)
     mask = _missing(keypoints, size, dev, g)
@@ -294,4 +313,4 @@ def synthesize(
         d = torch.full(mask.shape, float("nan"), device=dev)
     else:
         d = depth_readouts(joints, depth, g)
-    return Batch(keypoints, mask, K, size, joints, d, rot, shift)
+    return Batch(keypoints, mask, K, size, joints, d, rot, shift, stature)

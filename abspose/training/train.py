@@ -42,9 +42,9 @@ class TrainConfig:
     focal: tuple[float, float] = (300.0, 2000.0)
     bf16: bool = True  # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs)
     # fused AdamW + denormal floats flushed to zero (the Adam moments of rarely driven weights decay into
-    # denormals, which made late CPU steps up to 1.9x slower; docs/lifter.md). Off: the shipped checkpoint
-    # was trained without it, and the default command must reproduce it. Fused AdamW on CPU needs torch 2.4.
-    fast_optimizer: bool = False
+    # denormals, which made late CPU steps up to 1.9x slower; docs/lifter.md). The shipped checkpoint is
+    # trained with it (since 2026-12-05). Fused AdamW on CPU needs torch 2.4.
+    fast_optimizer: bool = True
     # fresh samples every step (no epochs): dropout only slows the fit (3,000-step probe: 95.2 vs 96.6 mm)
     model: LifterConfig = field(default_factory=lambda: LifterConfig(width=768, dropout=0.0))
 
@@ -55,8 +55,8 @@ def flush_denormal(on: bool) -> Iterator[None]:
 
     PyTorch sets the mode for the calling thread only: intra-op worker threads keep the mode they were
     created with (a 4 M-element multiply on denormals with 2 threads: 11 ms set late, 0.9 ms set before the
-    first parallel op). The fused AdamW step is fast either way; ``train-lifter --fast-optimizer`` sets the
-    mode before its first parallel op so every thread flushes."""
+    first parallel op). The fused AdamW step is fast either way; ``train-lifter`` (unless
+    ``--plain-optimizer``) sets the mode before its first parallel op so every thread flushes."""
     flushed = on and torch.set_flush_denormal(True)
     try:
         yield

@@ -43,7 +43,7 @@ def test_people_stand_on_one_floor_apart_from_the_target(val):
 def test_scene_depth_is_what_a_registered_depth_camera_sees(val):
     s = make_scenes(val, 40, 5, NoiseModel.default(), rng=SceneRange(others=(1.0, 0.0, 0.0), wall=1.0))
     perfect = SensorModel(noise=(0.0, 0.0), holes=(0.0, 0.0), dropout=0.0, flying=0.0, max_range=(20.0, 20.0))
-    hits = 0
+    hits, on_head = 0, 0
     for i in range(len(s)):
         image, colour, depth = scene_depth(s, i, perfect)
         w, h = colour.image_size
@@ -54,8 +54,9 @@ def test_scene_depth_is_what_a_registered_depth_camera_sees(val):
         uv = depth.project(head[None].double(), distort=False)[0].round().long()
         if 0 <= uv[0] < image.shape[1] and 0 <= uv[1] < image.shape[0]:
             hits += 1
-            assert head[2] - 0.095 < z[uv[1], uv[0]] < head[2]
-    assert hits > 30
+            assert z[uv[1], uv[0]] < head[2]  # nothing behind the head shows through it
+            on_head += bool(head[2] - 0.095 < z[uv[1], uv[0]])  # else a hand or arm before the face
+    assert hits > 30 and on_head >= hits - 2
 
 
 def test_varied_girth_moves_each_body_surface_by_its_own_factor(val):

@@ -8,6 +8,7 @@ import torch
 from abspose import skeleton as sk
 from abspose.training.dataset import load_mocap_set
 from abspose.training.noise2d import NoiseModel
+from abspose.training.stature import REFERENCE_STATURE, StaturePrior
 from abspose.training.synth import IN, REFERENCE_BONES, CameraRange, DepthRange, project, retarget, synthesize
 
 from conftest import DATA, data_path
@@ -29,7 +30,9 @@ def clean(poses):
 
 
 def test_retarget_keeps_directions_and_sets_anatomical_lengths(poses):
-    out = retarget(poses[:2000], torch.Generator().manual_seed(3), height_sd=0.0, jitter=0.0)
+    reference = StaturePrior(male_mean=REFERENCE_STATURE, male_sd=0.0, female_share=0.0)
+    out, stature = retarget(poses[:2000], torch.Generator().manual_seed(3), reference, jitter=0.0)
+    assert torch.all(stature == REFERENCE_STATURE)
     for k, (a, b) in enumerate(sk.BONE_INDEX):
         src, dst = poses[:2000, b] - poses[:2000, a], out[:, b] - out[:, a]
         length = REFERENCE_BONES[sk.BONES[k]]
@@ -42,11 +45,26 @@ def test_retarget_keeps_directions_and_sets_anatomical_lengths(poses):
     assert torch.allclose(out[:, J["neck"]], shoulders, atol=1e-5)
 
 
+def test_retargeted_bodies_follow_the_stature_prior(poses):
+    prior = StaturePrior()
+    out, stature = retarget(poses[:4000], torch.Generator().manual_seed(4), prior, jitter=0.0)
+    assert abs(stature.mean().item() - prior.mean) < 0.005 and 0.08 < stature.std().item() < 0.11
+    leg = (out[:, J["left_knee"]] - out[:, J["left_hip"]]).norm(dim=-1)
+    ref = REFERENCE_BONES[("left_hip", "left_knee")]
+    torch.testing.assert_close(leg, ref * stature / REFERENCE_STATURE)  # lengths scale with stature
+    # for their stature, women's shoulders are narrower and their hips wider than men's
+    shoulder = (out[:, J["left_shoulder"]] - out[:, J["neck"]]).norm(dim=-1) / stature
+    hip = (out[:, J["left_hip"]] - out[:, J["pelvis"]]).norm(dim=-1) / stature
+    woman = shoulder < (shoulder.min() + shoulder.max()) / 2
+    assert 0.4 < woman.float().mean() < 0.6
+    assert hip[woman].min() > hip[~woman].max()
+
+
 def test_cameras_see_upright_people_in_range(clean):
     b = clean
     assert len(b) > 1000
     z = b.joints[:, sk.PELVIS, 2]
-    assert z.min() > 0.5 and z.max() < 12.5
+    assert b.joints[:, sk.PELVIS].norm(dim=-1).min() > 0.8 and z.min() > 0.3 and z.max() < 12.5  # ≥ 0.8 m away
     assert z.quantile(0.1) < 1.7 and z.quantile(0.9) > 7  # the whole 0.8–12 m range is covered
     f = b.K[:, 0, 0]
     assert f.min() >= 300 and f.max() <= 2000
