@@ -57,7 +57,9 @@ class FuseConfig:
     min_joints: int = 2  # readouts that must agree
     lift_scale: float = 1.25  # the lifter's expected |error| -> σ per axis
     sigma_scale_min: float = 0.02  # floor of σ(s): radius biases and the pose's depth errors do not average out
-    lifter_scale_sigma: float = 0.05  # floor of the lifter's own σ(s): body size is unknown to it (±4 % sd)
+    # floor of the lifter's own σ(s): it cannot see body size (0.06, the stature prior's sd, scored no better:
+    # docs/depth.md)
+    lifter_scale_sigma: float = 0.05
     refine: float = 1.0  # 0: the person keeps the consensus scale; 1: full update towards the anchors' readouts
     # joint-behind-readout offsets from the lifted body (surface.py) instead of the constant BODY_RADIUS:
     # the offset depends on the view (docs/depth.md: MRPE < 5 m 37 vs 62 mm on the renders)
