@@ -461,9 +461,7 @@ class BlazePose:
             # grown by 10 % of its size on each side to stand for a person box (measured on the labelled
             # images held for 11 frames: 483/540 people on the tracked frames; 452 ungrown, 465 at 25 %)
             self._prev_rois = _rois_from_points(out["points"][:, 33], out["points"][:, 34], opts.roi_scale)
-            box = _keypoint_boxes(lm, vis, min_vis=0.0)
-            grow = (box[:, 2:] - box[:, :2]) * 0.1
-            self._prev_boxes = torch.cat([box[:, :2] - grow, box[:, 2:] + grow], -1)
+            self._prev_boxes = _grown(_keypoint_boxes(lm, vis, min_vis=0.0), 0.1)
         keypoints, confidence = skeleton.from_blazepose(lm, vis)
         return Poses2D(
             landmarks=lm,
@@ -483,8 +481,8 @@ def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, 
     """Crops [N,3,S,S] of ROIs [N,4] (cx, cy, side, angle) with pixels whose image position lies outside box
     [N,4] (grown by ``margin`` x its size on each side) set to ``value``; rows whose box is NaN are left."""
     size = crops.shape[-1]
-    grow = (boxes[:, 2:] - boxes[:, :2]) * margin
-    lo, hi = boxes[:, :2] - grow, boxes[:, 2:] + grow
+    grown = _grown(boxes, margin)
+    lo, hi = grown[:, :2], grown[:, 2:]
     t = (torch.arange(size, device=crops.device, dtype=torch.float32) + 0.5) / size - 0.5
     cos, sin = torch.cos(rois[:, 3])[:, None, None], torch.sin(rois[:, 3])[:, None, None]
     u, v = t[None, None, :] * rois[:, 2, None, None], t[None, :, None] * rois[:, 2, None, None]  # [N,1,S], [N,S,1]
@@ -494,6 +492,12 @@ def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, 
     inside &= (y >= lo[:, 1, None, None]) & (y <= hi[:, 1, None, None])
     inside |= torch.isnan(boxes[:, :1, None])
     return torch.where(inside[:, None], crops, torch.full_like(crops[:1, :, :1, :1], value))
+
+
+def _grown(boxes: torch.Tensor, share: float) -> torch.Tensor:
+    """Boxes [N,4] (x0, y0, x1, y1) grown by ``share`` of their width and height on each side."""
+    grow = (boxes[:, 2:] - boxes[:, :2]) * share
+    return torch.cat([boxes[:, :2] - grow, boxes[:, 2:] + grow], -1)
 
 
 def _match_boxes(tracked: torch.Tensor, new: torch.Tensor, min_iou: float) -> torch.Tensor:

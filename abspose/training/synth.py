@@ -156,8 +156,7 @@ def retarget(
     breadth = torch.ones(len(sk.BONES), device=dev)
     breadth[list(_SHOULDERS)] = prior.female_shoulders
     breadth[list(_HIPS)] = prior.female_hips
-    sex = torch.where(female[:, None], breadth, torch.ones_like(breadth))
-    lengths = ref * noise * sex * (stature / REFERENCE_STATURE)[:, None]
+    lengths = ref * noise * torch.where(female[:, None], breadth, 1.0) * (stature / REFERENCE_STATURE)[:, None]
     idx = torch.tensor(sk.BONE_INDEX, device=dev)
     vec = poses[:, idx[:, 1]] - poses[:, idx[:, 0]]
     vec = vec / vec.norm(dim=-1, keepdim=True).clamp(min=1e-6) * lengths[..., None]
