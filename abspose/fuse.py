@@ -47,7 +47,7 @@ from abspose.lifter import Lifter, lift
 from abspose.surface import readout_offsets
 
 # Skeleton.msg joint_source constants
-SOURCE_INVALID, SOURCE_DEPTH, SOURCE_LIFTED, SOURCE_FUSED = 0, 1, 2, 3
+SOURCE_INVALID, SOURCE_DEPTH, SOURCE_LIFTED, SOURCE_FUSED, SOURCE_GROUND, SOURCE_TRACK = 0, 1, 2, 3, 4, 5
 
 
 @dataclass
@@ -87,13 +87,32 @@ class FuseConfig:
 @dataclass
 class Fused:
     """joints [N, J, 3] m, uncertainty [N, J] m, source [N, J] uint8 (SOURCE_*), root [N, 3] m,
-    scale [N] (1 = monocular)."""
+    scale [N]: the factor applied to the lifted person (1 = monocular), scale_sigma [N] its 1-σ (relative:
+    the person's distance is uncertain by that share; monocular: the lifter's own)."""
 
     joints: torch.Tensor
     uncertainty: torch.Tensor
     source: torch.Tensor
     root: torch.Tensor
     scale: torch.Tensor
+    scale_sigma: torch.Tensor
+
+
+def relative_error(fused: Fused) -> torch.Tensor:
+    """Each joint's uncertainty [N, J] m less the part the person's placement (distance × scale σ) explains."""
+    placement = fused.joints[..., 2].abs().nan_to_num(0.0) * fused.scale_sigma[:, None]
+    return torch.sqrt(torch.maximum(fused.uncertainty**2 - placement**2, (0.3 * fused.uncertainty) ** 2))
+
+
+def rescale(fused: Fused, factor: torch.Tensor, sigma: torch.Tensor) -> Fused:
+    """People [N] moved along their rays by ``factor`` [N] (about the camera centre: the 2D pose and the shape
+    stay), their scale's σ now ``sigma`` [N]: each joint's uncertainty keeps its relative part and takes the
+    new placement part (distance × σ) instead of the old one."""
+    f = factor.to(fused.joints)
+    z = fused.joints[..., 2].abs().nan_to_num(0.0)
+    unc = torch.sqrt((relative_error(fused) * f[:, None]) ** 2 + (z * f[:, None] * sigma[:, None]) ** 2)
+    joints = fused.joints * f[:, None, None]
+    return Fused(joints, unc, fused.source.clone(), fused.root * f[:, None], fused.scale * f, sigma.to(f))
 
 
 def fuse(
@@ -116,8 +135,10 @@ def fuse(
     rel = torch.sqrt(torch.maximum(eps**2 - eps[:, sk.PELVIS : sk.PELVIS + 1] ** 2, (0.3 * eps) ** 2))
     source = torch.where(ok_l, SOURCE_LIFTED, SOURCE_INVALID).to(torch.uint8)
     ones = torch.ones(n, device=dev, dtype=dt)
+    root = lifted[:, sk.PELVIS]
+    sig_root = (eps[:, sk.PELVIS] / root[:, 2].abs().clamp(min=1e-3)).clamp(min=cfg.lifter_scale_sigma)
     if readout is None or n == 0:
-        return Fused(lifted, torch.where(ok_l, eps, nan), source, lifted[:, sk.PELVIS], ones)
+        return Fused(lifted, torch.where(ok_l, eps, nan), source, root, ones, sig_root)
     body = lifted  # the body the surface model casts the readouts at
     if cfg.orient and cfg.surface_model and readout.torso_normal is not None:
         body = orient(lifted, readout.torso_normal.to(dev, dt), readout.torso_sigma.to(dev, dt), cfg)
@@ -134,8 +155,6 @@ def fuse(
     w = torch.where(inlier, sig_j**-2, torch.zeros_like(sig_j))
     s = (w * s_j.nan_to_num()).sum(1) / w.sum(1).clamp(min=1e-12)
     sig_s = torch.sqrt(1 / w.sum(1).clamp(min=1e-12) + cfg.sigma_scale_min**2)
-    root = lifted[:, sk.PELVIS]
-    sig_root = (eps[:, sk.PELVIS] / root[:, 2].abs().clamp(min=1e-3)).clamp(min=cfg.lifter_scale_sigma)
     agree = (s - 1) ** 2 <= cfg.gate * (sig_root**2 + sig_s**2)
     use = (inlier.sum(1) >= cfg.min_joints) & agree & torch.isfinite(root).all(-1)
     scale = torch.where(use, s, ones)
@@ -176,7 +195,7 @@ def fuse(
     unc = torch.where(depth_only, readout.sigma.to(dev, dt), unc)
     source = torch.where(fused, SOURCE_FUSED, torch.where(depth_only, SOURCE_DEPTH, source)).to(torch.uint8)
     unc = torch.where(source == SOURCE_INVALID, nan, unc)
-    return Fused(joints, unc, source, joints[:, sk.PELVIS], scale)
+    return Fused(joints, unc, source, joints[:, sk.PELVIS], factor, torch.where(use, sig_s, sig_root))
 
 
 def orient(lifted: torch.Tensor, normal: torch.Tensor, normal_sigma: torch.Tensor, cfg: FuseConfig) -> torch.Tensor:
@@ -237,11 +256,17 @@ def lift_with_depth(
 ) -> Fused:
     """keypoints [N, 18, 2] ideal px, confidence [N, 18], K [3, 3] or [N, 3, 3], readout [N, 18] or None ->
     fused joints. With ``features``, a second lifter pass sees the readouts the first fusion accepted."""
-    lifted = lift(lifter, keypoints, confidence, K, None, threshold)
-    fused = fuse(lifted.joints, lifted.uncertainty, keypoints, K, readout, cfg)
+    mono = lift(lifter, keypoints, confidence, K, None, threshold)
+    fused = fuse(mono.joints, mono.uncertainty, keypoints, K, readout, cfg)
     if readout is None or not features:
         return fused
     accepted = readout.surface.to(fused.source.device)
     accepted = torch.where(fused.source == SOURCE_FUSED, accepted, torch.full_like(accepted, float("nan")))
     lifted = lift(lifter, keypoints, confidence, K, accepted, threshold)
-    return fuse(lifted.joints, lifted.uncertainty, keypoints, K, readout, cfg)
+    out = fuse(lifted.joints, lifted.uncertainty, keypoints, K, readout, cfg)
+    # the scale is against the monocular lifter's distance (what a frame without depth gets), not against the
+    # second pass, which saw the readouts already
+    measured = (out.source == SOURCE_FUSED).any(1)
+    ratio = out.root[:, 2] / mono.joints[:, sk.PELVIS, 2]
+    out.scale = torch.where(measured & torch.isfinite(ratio) & (ratio > 0), ratio, out.scale)
+    return out

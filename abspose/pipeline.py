@@ -16,7 +16,8 @@ import torch
 from abspose.camera import CameraModel
 from abspose.depth import DepthConfig, Readout, read_registered
 from abspose.detect2d import BlazePose, Options
-from abspose.fuse import FuseConfig, Fused, lift_with_depth
+from abspose.fuse import FuseConfig, Fused, lift_with_depth, relative_error
+from abspose.ground import ContactConfig, GroundPlane, contact, place_on_ground
 from abspose.lifter import Lifter
 
 
@@ -33,13 +34,15 @@ class PipelineConfig:
     detector: Options = field(default_factory=Options)
     depth: DepthConfig = field(default_factory=DepthConfig)
     fuse: FuseConfig = field(default_factory=FuseConfig)
+    contact: ContactConfig = field(default_factory=ContactConfig)  # feet on the ground plane, when one is given
 
 
 @dataclass
 class People:
     """N people in one frame. keypoints [N, J, 2] raw image px, confidence [N, J], score [N], joints
     [N, J, 3] m (camera optical frame), uncertainty [N, J] m, source [N, J] (fuse.SOURCE_*), root [N, 3] m,
-    depth [N, J] m surface readouts (NaN: none)."""
+    depth [N, J] m surface readouts (NaN: none), scale [N] and scale_sigma [N]: the factor depth or the
+    ground contact applied to the lifted person and its relative 1-σ (1 and the lifter's own: monocular)."""
 
     keypoints: torch.Tensor
     confidence: torch.Tensor
@@ -49,6 +52,8 @@ class People:
     source: torch.Tensor
     root: torch.Tensor
     depth: torch.Tensor
+    scale: torch.Tensor
+    scale_sigma: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.joints.shape[0])
@@ -79,7 +84,10 @@ class Pipeline:
         depth: np.ndarray | torch.Tensor | None = None,
         depth_encoding: str | None = None,
         depth_camera: CameraModel | None = None,
+        ground: GroundPlane | None = None,
     ) -> People:
+        """One frame; ``ground``: the floor in this camera's optical frame, if known (feet on it place people
+        that depth did not)."""
         h, w = image.shape[:2]
         camera.check_image(w, h)
         poses = self.detector(image, encoding)
@@ -94,9 +102,21 @@ class Pipeline:
         fused: Fused = lift_with_depth(
             self.lifter, ideal, confidence, K, readout, self.cfg.min_confidence, self.cfg.depth_features, self.cfg.fuse
         )
+        if ground is not None:
+            found = contact(fused.joints, relative_error(fused), ideal, usable, K, ground, (w, h), self.cfg.contact)
+            fused = place_on_ground(fused, found, self.cfg.contact)
         surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
         return People(
-            poses.keypoints, conf, poses.score, fused.joints, fused.uncertainty, fused.source, fused.root, surface
+            poses.keypoints,
+            conf,
+            poses.score,
+            fused.joints,
+            fused.uncertainty,
+            fused.source,
+            fused.root,
+            surface,
+            fused.scale,
+            fused.scale_sigma,
         )
 
     def read_depth(

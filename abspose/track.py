@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from abspose.body_scale import BodyScale, BodyScaleConfig
 from abspose.smoothing import OneEuroConfig, OneEuroFilter
 
 TENTATIVE, CONFIRMED, COASTING, ENDED = 0, 1, 2, 3  # = abspose_ros/msg/Skeleton TRACK_*
@@ -38,6 +39,8 @@ class TrackConfig:
     smoothing: bool = True  # One-Euro filter on the joints
     one_euro: OneEuroConfig = field(default_factory=OneEuroConfig)
     id_prefix: str = "p"  # ids are prefix + counter; must start with a letter
+    body_scale: bool = True  # keep each person's measured scale for the frames only the lifter sees (body_scale.py)
+    scale: BodyScaleConfig = field(default_factory=BodyScaleConfig)
 
     def __post_init__(self) -> None:
         if not self.id_prefix[:1].isalpha():
@@ -60,6 +63,9 @@ class Track:
     detection: int = -1  # index of this frame's detection, -1 when not observed in this frame
     observed_root: np.ndarray | None = None  # last unsmoothed root [3] m, for the velocity
     filter: OneEuroFilter | None = None
+    body: BodyScale | None = None
+    factor: float = 1.0  # what the track's scale multiplied this frame's detection by (1: kept as measured)
+    scale_sigma: float = float("nan")  # the detection's relative scale σ after that
 
     def predicted_root(self, t: float) -> np.ndarray:
         """Root at time t (s) under constant velocity since the last observation, for at most
@@ -99,6 +105,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next = 1
         self._t: float | None = None
+        self._scales: np.ndarray | None = None
 
     def _new_number(self) -> int:
         self._next += 1
@@ -125,8 +132,12 @@ class Tracker:
         c = d / self.cfg.max_distance + self.cfg.weight_2d * (1.0 - iou)
         return np.where(allowed, c, _FORBIDDEN)
 
-    def update(self, t: float, roots: np.ndarray, boxes: np.ndarray, joints: np.ndarray) -> list[Track]:
-        """Detections at time ``t`` s: roots [N, 3] m (NaN: unknown), boxes [N, 4] px, joints [N, J, 3] m.
+    def update(
+        self, t: float, roots: np.ndarray, boxes: np.ndarray, joints: np.ndarray, scales: np.ndarray | None = None
+    ) -> list[Track]:
+        """Detections at time ``t`` s: roots [N, 3] m (NaN: unknown), boxes [N, 4] px, joints [N, J, 3] m;
+        ``scales`` [N, 3]: each detection's scale, its relative σ and how it was measured (body_scale's
+        MEASURED_DEPTH, MEASURED_GROUND, LIFTER_ONLY), for the per-track scale (``body_scale``).
 
         Returns every live track (TENTATIVE, CONFIRMED, COASTING; ``detection`` says which detection it
         took, -1 when coasting) followed by the tracks that ended in this frame (state ENDED, once).
@@ -144,6 +155,7 @@ class Tracker:
         roots = np.asarray(roots, np.float64).reshape(-1, 3)
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         joints = np.asarray(joints, np.float64)
+        self._scales = None if scales is None or not self.cfg.body_scale else np.asarray(scales, np.float64)
         cost = self.cost(t, roots, boxes)
         rows, cols = linear_sum_assignment(cost) if cost.size else (np.zeros(0, int), np.zeros(0, int))
         matched = {r: c for r, c in zip(rows, cols, strict=True) if cost[r, c] < _FORBIDDEN}
@@ -159,8 +171,21 @@ class Tracker:
         for d in range(len(roots)):
             if d not in taken and np.isfinite(roots[d]).all():
                 live.append(self._birth(t, d, roots, boxes, joints))
+        for tr in live:
+            if tr.detection < 0:
+                tr.factor, tr.scale_sigma = 1.0, float("nan")
         self.tracks = live
         return live + ended
+
+    def _scaled(self, tr: Track, t: float, d: int, roots: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Detection d's root and joints times the track's scale correction (body_scale.py)."""
+        tr.factor, tr.scale_sigma = 1.0, float("nan")
+        if self._scales is not None:
+            if tr.body is None:
+                tr.body = BodyScale(self.cfg.scale)
+            scale, sigma, kind = self._scales[d]
+            tr.factor, tr.scale_sigma = tr.body.observe(t, scale, sigma, int(kind))
+        return roots[d] * tr.factor, joints[d] * tr.factor
 
     def _birth(self, t: float, d: int, roots: np.ndarray, boxes: np.ndarray, joints: np.ndarray) -> Track:
         n = self._new_number()
@@ -176,15 +201,16 @@ class Tracker:
             detection=d,
             filter=OneEuroFilter(self.cfg.one_euro) if self.cfg.smoothing else None,
         )
+        tr.root, tr.joints = self._scaled(tr, t, d, roots, joints)
         if tr.filter is not None:
-            tr.joints = tr.filter(joints[d], t)
+            tr.joints = tr.filter(tr.joints, t)
         if self.cfg.confirm_hits <= 1:
             tr.state = CONFIRMED
         return tr
 
     def _observe(self, tr: Track, t: float, d: int, roots: np.ndarray, boxes: np.ndarray, joints: np.ndarray) -> None:
         dt = t - tr.last_seen
-        root = roots[d]
+        root, seen = self._scaled(tr, t, d, roots, joints)
         if np.isfinite(root).all():
             last = tr.observed_root if tr.observed_root is not None else tr.root
             if dt > 0 and np.isfinite(last).all():
@@ -192,7 +218,7 @@ class Tracker:
                 a = 1.0 - np.exp(-dt / self.cfg.velocity_smoothing)
                 tr.velocity = v if not np.isfinite(tr.velocity).all() else tr.velocity + a * (v - tr.velocity)
             tr.root, tr.observed_root = root.copy(), root.copy()
-        tr.joints = tr.filter(joints[d], t) if tr.filter is not None else joints[d].copy()
+        tr.joints = tr.filter(seen, t) if tr.filter is not None else seen
         if tr.filter is not None and np.isfinite(tr.joints[0]).all():
             tr.root = tr.joints[0].copy()  # keep root = smoothed pelvis
         if np.isfinite(boxes[d]).all():

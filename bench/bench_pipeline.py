@@ -126,7 +126,18 @@ def one_frame(pipe, proc, clock: Clock, rgb, camera, depth, people: int | None, 
         fused = fuse(lifted.joints, lifted.uncertainty, ideal, K, readout, cfg.fuse)
         clock.lap("fuse")
     surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
-    result = People(kp, conf, score, fused.joints, fused.uncertainty, fused.source, fused.root, surface).cpu()
+    result = People(
+        kp,
+        conf,
+        score,
+        fused.joints,
+        fused.uncertainty,
+        fused.source,
+        fused.root,
+        surface,
+        fused.scale,
+        fused.scale_sigma,
+    ).cpu()
     clock.lap("fuse")  # the one device -> host copy of the frame
     track_ms = []
     update = proc.tracker.update

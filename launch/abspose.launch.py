@@ -4,7 +4,8 @@
 
 Topics are <camera_namespace>/<image|camera_info|depth|depth_camera_info>; the defaults fit the
 RealSense wrapper (color/image_raw, aligned_depth_to_color/image_raw). Every other parameter comes from
-``config`` (default: this package's config/abspose.yaml); ``device`` and ``use_depth`` override it.
+``config`` (default: this package's config/abspose.yaml); ``device``, ``use_depth`` and ``ground_frame``
+override it.
 """
 
 import tempfile
@@ -25,6 +26,7 @@ ARGUMENTS = {
     "depth_camera_info": ("aligned_depth_to_color/camera_info", "depth CameraInfo topic"),
     "use_depth": ("true", "use the depth image when it arrives"),
     "device": ("", "cpu, cuda, cuda:1 ('' = cuda when available)"),
+    "ground_frame": ("", "TF frame on the floor, z up (e.g. base_footprint): feet on it place people ('' = none)"),
     "namespace": ("", "namespace of the abspose node"),
     "rviz": ("false", "open RViz with config/abspose.rviz"),
     "fixed_frame": ("camera_color_optical_frame", "RViz fixed frame (the image's frame_id works)"),
@@ -53,6 +55,8 @@ def _node(context):
     }
     if get("device"):
         overrides["device"] = get("device")
+    if get("ground_frame"):
+        overrides["ground_frame"] = get("ground_frame")
     if get("rviz").lower() in ("true", "1", "yes"):
         overrides["publish.debug_image"] = True  # RViz shows the 2D overlay
     node = LifecycleNode(

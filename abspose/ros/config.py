@@ -57,12 +57,21 @@ DEFAULTS: dict[str, Any] = {
     "depth.surface_model": True,  # joint-behind-readout offsets from the lifted body (docs/depth.md), not radii
     "depth.refine_relative": False,  # the pelvis refinement weighs its readout against its relative error only
     "depth.orient": True,  # with surface_model: the lifted body turned to the depth image's torso plane
+    # ground plane: feet on the floor give a person's distance where depth does not (docs/lifter.md)
+    "ground_frame": "",  # TF frame on the floor, z up (e.g. base_footprint); "" = none
+    "ground.tf_timeout": 0.05,  # s to wait for the camera -> ground_frame transform at the image stamp
+    "ground.camera_height": 0.0,  # m above the floor, when there is no ground_frame; 0 = not known
+    "ground.camera_pitch": 0.0,  # deg, down positive, with ground.camera_height
+    "ground.from_depth": True,  # else: the floor fitted to the depth image (RANSAC), when it shows one
+    "ground.refit_period": 1.0,  # s between floor fits to the depth image
+    "ground.contact": True,  # use the feet on the floor at all
     # tracking and smoothing
     "tracking.max_distance": 1.0,
     "tracking.min_iou": 0.3,
     "tracking.confirm_hits": 3,
     "tracking.max_age": 1.0,
     "tracking.id_prefix": "p",
+    "tracking.body_scale": True,  # a person's measured scale (depth, floor) carries over frames without one
     "smoothing.enabled": True,
     "smoothing.min_cutoff": 1.0,
     "smoothing.beta": 0.8,
@@ -97,6 +106,10 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "min_keypoint_confidence": _UNIT,
     "depth.scale": _ANY,
     "depth.noise_k": _ANY,
+    "ground.tf_timeout": _ANY,
+    "ground.camera_height": (0.0, 20.0, False),
+    "ground.camera_pitch": (-90.0, 90.0, False),
+    "ground.refit_period": _ANY,
     "tracking.max_distance": _POSITIVE,
     "tracking.min_iou": _UNIT,
     "tracking.confirm_hits": _ANY,
@@ -203,12 +216,28 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 @dataclass
+class GroundSettings:
+    """Where a frame's floor comes from, in this order: TF (``frame``, looked up by the node or read from a
+    bag's /tf), a fixed camera height (m) and pitch (deg, down positive), the depth image (RANSAC, refitted
+    every ``refit_period`` s); ``contact`` off: no floor at all."""
+
+    frame: str = ""
+    tf_timeout: float = 0.05
+    camera_height: float = 0.0
+    camera_pitch: float = 0.0
+    from_depth: bool = True
+    refit_period: float = 1.0
+    contact: bool = True
+
+
+@dataclass
 class Settings:
     """The flat parameters as the core's config objects."""
 
     pipeline: PipelineConfig
     tracking: TrackConfig
     params: dict[str, Any]
+    ground: GroundSettings
 
 
 def settings(params: dict[str, Any]) -> Settings:
@@ -246,8 +275,18 @@ def settings(params: dict[str, Any]) -> Settings:
         smoothing=p["smoothing.enabled"],
         one_euro=euro,
         id_prefix=p["tracking.id_prefix"],
+        body_scale=p["tracking.body_scale"],
     )
-    return Settings(pipeline, tracking, p)
+    ground = GroundSettings(
+        p["ground_frame"],
+        p["ground.tf_timeout"],
+        p["ground.camera_height"],
+        p["ground.camera_pitch"],
+        p["ground.from_depth"],
+        p["ground.refit_period"],
+        p["ground.contact"],
+    )
+    return Settings(pipeline, tracking, p, ground)
 
 
 def write_yaml(path: str | Path, params: dict[str, Any] | None = None, node: str = "/**") -> None:

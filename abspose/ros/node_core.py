@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from abspose.ground import GroundPlane
 from abspose.ros.config import LIVE, check
 from abspose.ros.inputs import stamp_ns
 from abspose.ros.messages import MessageTypes
@@ -50,6 +51,7 @@ class Stats:
     skipped: int = 0  # refused for bad input (FrameError)
     failed: int = 0  # any other exception in a frame
     monocular: int = 0  # frames run without depth although use_depth is on
+    no_ground: int = 0  # frames without the TF ground plane although ground_frame is set
     people: int = 0
     latency: float = float("nan")  # s from the image stamp to publishing
     last_image: float | None = None
@@ -58,12 +60,14 @@ class Stats:
     last_skip: str = ""
     last_error: str = ""
     last_monocular: str = ""
+    ground: str = ""  # where the last frame's floor came from (tf, parameters, depth)
 
 
 class NodeCore:
     """The node's behaviour. ``log(level, text)`` with level 'info', 'warning' or 'error'; ``resolve`` gives
     a topic's full name; ``clock_ns`` is the node clock (for latency); ``context_ok`` says whether ROS still
-    runs (a publish that fails after shutdown began is not an error)."""
+    runs (a publish that fails after shutdown began is not an error); ``ground_lookup(frame_id, stamp_ns)``
+    gives the floor in that frame at that stamp from TF (``ground_frame``), raising when TF cannot."""
 
     def __init__(
         self,
@@ -72,8 +76,10 @@ class NodeCore:
         resolve: Callable[[str], str] = str,
         clock_ns: Callable[[], int] = time.time_ns,
         context_ok: Callable[[], bool] = lambda: True,
+        ground_lookup: Callable[[str, int], GroundPlane] | None = None,
     ) -> None:
         self.log, self.types, self.resolve = log, types or MessageTypes(), resolve
+        self.ground_lookup = ground_lookup
         self.clock_ns, self.context_ok = clock_ns, context_ok
         self.state = UNCONFIGURED
         self.params: dict[str, Any] = {}
@@ -236,7 +242,7 @@ class NodeCore:
         try:
             stamp = stamp_ns(image.header)
             depth, dinfo = self._pair_depth(stamp) if p["use_depth"] else (None, None)
-            result = processor.process(image, info, depth, dinfo)
+            result = processor.process(image, info, depth, dinfo, self._ground(image.header, stamp))
             for text in result.warnings:
                 self._warn("frame:" + text.split(":")[0], text)
             if not self._publish(outputs, image, result, generation):
@@ -256,7 +262,27 @@ class NodeCore:
             s.last_frame = time.monotonic()
             s.latency = (self.clock_ns() - stamp) * 1e-9
             s.people = sum(person.state != ENDED for person in result.people)
+            s.ground = result.ground
         return result
+
+    def _ground(self, header: Any, stamp: int) -> GroundPlane | None:
+        """The floor from TF at the image stamp, or None (with a throttled warning when ``ground_frame`` is set
+        and TF cannot give it: the frame then runs with the other ground sources or none)."""
+        frame = self.params["ground_frame"]
+        if not frame or self.ground_lookup is None or not self.params["ground.contact"]:
+            return None
+        try:
+            return self.ground_lookup(str(header.frame_id), stamp)
+        except Exception as exc:  # tf2's Lookup/Connectivity/Extrapolation errors, or a transform under the floor
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            with self._lock:
+                self.stats.no_ground += 1
+            self._warn(
+                "ground-tf",
+                f"no transform from '{header.frame_id}' to ground_frame '{frame}' at the image stamp ({reason}): "
+                "people are placed without the TF ground plane",
+            )
+            return None
 
     def _pair_depth(self, stamp: int) -> tuple[Any, Any]:
         slop = self.params["depth_slop"]
@@ -348,6 +374,8 @@ class NodeCore:
             "skipped (bad input)": str(s.skipped),
             "failed (errors)": str(s.failed),
             "monocular frames (no depth paired)": str(s.monocular),
+            "frames without the TF ground plane": str(s.no_ground),
+            "ground plane": s.ground or "none",
         }
         return (*self._status(s, new, now), values)
 

@@ -9,14 +9,19 @@ runs monocular and the reason comes back in ``FrameResult.warnings``.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
+from abspose.body_scale import LIFTER_ONLY, MEASURED_DEPTH, MEASURED_GROUND
 from abspose.camera import CameraError, CameraModel
-from abspose.depth import DepthError
+from abspose.depth import DepthError, depth_to_metres
+from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_GROUND, SOURCE_LIFTED, SOURCE_TRACK, Fused, rescale
+from abspose.ground import GroundPlane, fit_floor
 from abspose.image import ImageError
 from abspose.pipeline import People, Pipeline
 from abspose.ros import outputs
@@ -42,6 +47,16 @@ class FrameResult:
     tf: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0  # processing time of this frame
+    ground: str = ""  # where this frame's floor came from: "tf", "parameters", "depth" or "" (none)
+
+
+def scales(people: People) -> np.ndarray:
+    """[N, 3]: each person's scale, its relative σ and what measured it (body_scale.MEASURED_*, LIFTER_ONLY)."""
+    src = people.source
+    kind = torch.full((len(people),), LIFTER_ONLY, dtype=torch.float64)
+    kind = torch.where((src == SOURCE_GROUND).any(1), MEASURED_GROUND, kind)
+    kind = torch.where(((src == SOURCE_FUSED) | (src == SOURCE_DEPTH)).any(1), MEASURED_DEPTH, kind)
+    return torch.stack([people.scale.double(), people.scale_sigma.double(), kind], -1).numpy()
 
 
 class FrameProcessor:
@@ -56,6 +71,7 @@ class FrameProcessor:
         self._last: dict[str, outputs.Person] = {}
         self._cameras: dict[tuple, CameraModel] = {}
         self._stamp: int | None = None  # ns, of the last frame processed
+        self._floor: tuple[int, GroundPlane | None] | None = None  # (stamp ns, plane) of the last depth floor fit
 
     @property
     def device(self) -> str:
@@ -78,7 +94,11 @@ class FrameProcessor:
                 raise FrameError(f"{what} CameraInfo unusable: {exc}") from exc
         return self._cameras[key]
 
-    def process(self, image: Any, info: Any, depth: Any = None, depth_info: Any = None) -> FrameResult:
+    def process(
+        self, image: Any, info: Any, depth: Any = None, depth_info: Any = None, ground: GroundPlane | None = None
+    ) -> FrameResult:
+        """One frame; ``ground``: the floor in the image's optical frame from TF (the node's ``ground_frame``),
+        else the ``ground.camera_*`` parameters or a floor fitted to the depth image serve."""
         start = time.perf_counter()
         try:
             stamp, frame_id = check_header(image.header, self.params["tracking.id_prefix"])
@@ -96,9 +116,10 @@ class FrameProcessor:
             self.pipeline.detector.reset()
         self._stamp = stamp
         depth_args = self._depth(depth, depth_info, warnings) if self.params["use_depth"] else {}
-        people = self._run(array, camera, encoding, depth_args, warnings)
+        plane, where = self._ground(stamp, ground, depth_args, camera, warnings)
+        people = self._run(array, camera, encoding, depth_args, warnings, plane)
         result = self._outputs(stamp, frame_id, people)
-        result.warnings = warnings
+        result.warnings, result.ground = warnings, where
         result.seconds = time.perf_counter() - start
         return result
 
@@ -113,9 +134,45 @@ class FrameProcessor:
             return {}
         return {"depth": arr, "depth_encoding": enc, "depth_camera": dcam}
 
-    def _run(self, array: np.ndarray, camera: CameraModel, encoding: str, depth: dict, warnings: list[str]) -> People:
+    def _ground(
+        self, stamp: int, given: GroundPlane | None, depth: dict, camera: CameraModel, warnings: list[str]
+    ) -> tuple[GroundPlane | None, str]:
+        """The floor for this frame and where it came from: TF, the parameters, or the depth image (fitted at
+        most every ``ground.refit_period`` s, people's last boxes left out)."""
+        g = self.settings.ground
+        if not g.contact:
+            return None, ""
+        if given is not None:
+            return given, "tf"
+        if g.camera_height > 0:
+            return GroundPlane.from_height_pitch(g.camera_height, math.radians(g.camera_pitch)), "parameters"
+        if not depth or not g.from_depth:
+            return None, ""
+        if self._floor is None or not 0 <= stamp - self._floor[0] < g.refit_period * 1e9:
+            dcam = depth["depth_camera"] or camera
+            boxes = np.array([tr.box for tr in self.tracker.tracks]).reshape(-1, 4)
+            ratio = np.array(dcam.image_size * 2, np.float64) / np.array(camera.image_size * 2, np.float64)
+            plane = None
+            try:  # a depth image the readout refuses says why there; here it only costs the floor
+                dm = depth_to_metres(depth["depth"], depth["depth_encoding"], self.settings.pipeline.depth.scale)
+                if tuple(dm.shape[::-1]) == dcam.image_size:
+                    plane = fit_floor(dm, dcam, boxes * ratio)
+            except (DepthError, ValueError) as exc:
+                warnings.append(f"ground: no floor fit to the depth image ({exc})")
+            self._floor = (stamp, plane)
+        return self._floor[1], "depth" if self._floor[1] is not None else ""
+
+    def _run(
+        self,
+        array: np.ndarray,
+        camera: CameraModel,
+        encoding: str,
+        depth: dict,
+        warnings: list[str],
+        ground: GroundPlane | None = None,
+    ) -> People:
         try:
-            return self.pipeline(array, camera, encoding, **depth).cpu()
+            return self.pipeline(array, camera, encoding, **depth, ground=ground).cpu()
         except DepthError as exc:
             warnings.append(f"depth ignored, running monocular: {exc}")
         except (ImageError, CameraError) as exc:
@@ -125,7 +182,7 @@ class FrameProcessor:
                 raise
             warnings.append(f"depth readout failed ({type(exc).__name__}: {exc}), running monocular")
         try:
-            return self.pipeline(array, camera, encoding).cpu()
+            return self.pipeline(array, camera, encoding, ground=ground).cpu()
         except (ImageError, CameraError) as exc:
             raise FrameError(str(exc)) from exc
 
@@ -133,7 +190,9 @@ class FrameProcessor:
         t = stamp * 1e-9
         kp, conf = people.keypoints.double().numpy(), people.confidence.double().numpy()
         boxes = keypoint_boxes(kp, conf >= self.settings.pipeline.min_confidence)
-        tracks = self.tracker.update(t, people.root.double().numpy(), boxes, people.joints.double().numpy())
+        roots, joints = people.root.double().numpy(), people.joints.double().numpy()
+        tracks = self.tracker.update(t, roots, boxes, joints, scales(people))
+        uncertainty, source = self._track_scaled(people, tracks)
         shown, ended = [], []
         for tr in tracks:
             d = tr.detection
@@ -146,8 +205,8 @@ class FrameProcessor:
                     tr.root.copy(),
                     tr.velocity.copy(),
                     tr.joints.copy(),
-                    people.uncertainty[d].double().numpy(),
-                    people.source[d].numpy(),
+                    uncertainty[d],
+                    source[d],
                     kp[d],
                     conf[d],
                 )
@@ -173,6 +232,24 @@ class FrameProcessor:
         live = {tr.id for tr in self.tracker.tracks}
         self._last = {k: v for k, v in self._last.items() if k in live}  # ended and dropped tentative tracks
         return self._messages(stamp, frame_id, shown, ended)
+
+    @staticmethod
+    def _track_scaled(people: People, tracks: list) -> tuple[np.ndarray, np.ndarray]:
+        """Uncertainty [N, J] m and source [N, J] of the detections, for those a track's body scale moved."""
+        n = len(people)
+        factor, sigma = torch.ones(n, dtype=torch.float64), people.scale_sigma.double().clone()
+        for tr in tracks:
+            if tr.detection >= 0 and tr.factor != 1.0:
+                factor[tr.detection], sigma[tr.detection] = tr.factor, tr.scale_sigma
+        fused = Fused(
+            people.joints.double(), people.uncertainty.double(), people.source, people.root.double(),
+            people.scale.double(), people.scale_sigma.double(),
+        )  # fmt: skip
+        moved = factor != 1.0
+        unc = torch.where(moved[:, None], rescale(fused, factor, sigma).uncertainty, fused.uncertainty)
+        lifted = (people.source == SOURCE_LIFTED) | (people.source == SOURCE_GROUND)
+        source = torch.where(moved[:, None] & lifted, SOURCE_TRACK, people.source).to(torch.uint8)
+        return unc.numpy(), source.numpy()
 
     def _messages(self, stamp: int, frame_id: str, shown: list, ended: list) -> FrameResult:
         p, T = self.params, self.types

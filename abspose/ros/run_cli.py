@@ -49,6 +49,17 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         "--fps", type=number(float, 0, open_low=True), default=10.0, help="stamp rate for a sequence of image files"
     )
     g.add_argument("--frame-id", default="camera_optical_frame", help="frame_id of videos and images")
+    g = p.add_argument_group("ground plane (bags: -p ground_frame=base_footprint reads the bag's /tf and /tf_static)")
+    g.add_argument(
+        "--camera-height",
+        type=number(float, 0, 20, open_low=True),
+        help="m, the camera above the floor (= -p ground.camera_height=M)",
+    )
+    g.add_argument(
+        "--camera-pitch",
+        type=number(float, -90, 90),
+        help="deg, down positive, with --camera-height (= -p ground.camera_pitch=DEG)",
+    )
     p.add_argument("--copy-inputs", action="store_true", help="also write the input image and camera info")
     p.add_argument("--overlay", type=Path, help="2D overlay: a video (.mp4/.avi), or a folder for PNG frames")
     p.add_argument("--plot", type=Path, help="3D plot (PNG) of every track's path and last skeleton (needs matplotlib)")
@@ -71,6 +82,11 @@ def run_command(args: argparse.Namespace) -> int:
     overrides = dict(config.parse_override(t) for t in args.param)
     if args.device:
         overrides["device"] = args.device
+    if args.camera_pitch is not None and args.camera_height is None:
+        raise ValueError("--camera-pitch needs --camera-height")
+    if args.camera_height is not None:
+        overrides["ground.camera_height"] = args.camera_height
+        overrides["ground.camera_pitch"] = args.camera_pitch or 0.0
     params = config.load(args.config, overrides)
     _check_device(params["device"])
     bags = [p for p in args.inputs if is_bag(p)]
@@ -135,7 +151,7 @@ def _frames(args: argparse.Namespace, params: dict, bags: list[Path], T, log, ba
 
     if bags:
         topics = Topics(args.image_topic, args.camera_info_topic, args.depth_topic, args.depth_camera_info_topic)
-        return bag_frames(bags, topics, params["depth_slop"], params["use_depth"], bad)
+        return bag_frames(bags, topics, params["depth_slop"], params["use_depth"], bad, params["ground_frame"])
     camera = None
     if args.camera_info:
         camera = load_camera_info(args.camera_info)

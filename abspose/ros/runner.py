@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 
 from abspose.camera import CameraError, CameraModel
+from abspose.ground import GroundError, GroundPlane
 from abspose.ros.inputs import stamp_ns
 from abspose.ros.messages import MessageTypes, typestore
 from abspose.ros.processor import FrameError, FrameProcessor, FrameResult
 from abspose.ros.sync import StampBuffer
+from abspose.ros.tf_store import TransformError, TransformStore
 from abspose.ros.throttle import Throttle
 from abspose.track import COASTING, CONFIRMED, ENDED
 
@@ -49,6 +51,8 @@ class Frame:
     depth_info: Any = None
     log_ns: int = 0
     array: np.ndarray | None = None  # RGB pixels when the input was a video or image file
+    ground: GroundPlane | None = None  # the floor from the recording's TF (ground_frame)
+    ground_error: str = ""  # why there is none although ground_frame is set
 
 
 @dataclass
@@ -100,11 +104,20 @@ def _choose_topics(connections: list, want: Topics, use_depth: bool) -> Topics:
     )
 
 
+TF_TOPICS = ("/tf", "/tf_static")
+
+
 def bag_frames(
-    paths: list[Path], want: Topics, depth_slop: float, use_depth: bool = True, bad: dict[str, int] | None = None
+    paths: list[Path],
+    want: Topics,
+    depth_slop: float,
+    use_depth: bool = True,
+    bad: dict[str, int] | None = None,
+    ground_frame: str = "",
 ) -> Iterator[Frame]:
     """Frames from ROS 1 / ROS 2 bags (several bags are merged in time order). Messages that cannot be
-    deserialized are skipped and counted per topic in ``bad``."""
+    deserialized are skipped and counted per topic in ``bad``. With ``ground_frame``, each frame gets the
+    floor from the bag's ``/tf`` and ``/tf_static`` at its stamp (or the reason it has none)."""
     from rosbags.highlevel import AnyReader
 
     paths = expand_bags(paths)
@@ -118,18 +131,26 @@ def bag_frames(
         if topics.camera_info is None:
             raise InputError(f"{paths[0]}: no CameraInfo for '{topics.image}': give --camera-info-topic")
         buffers = {t: StampBuffer(30) for t in (topics.camera_info, topics.depth, topics.depth_camera_info) if t}
-        conns = [c for c in reader.connections if c.topic in (topics.image, *buffers)]
+        tf = TransformStore() if ground_frame else None
+        tf_topics = TF_TOPICS if ground_frame else ()
+        conns = [c for c in reader.connections if c.topic in (topics.image, *buffers, *tf_topics)]
         pending: tuple[int, int, Any] | None = None
 
         def frame(log_ns: int, s: int, image: Any) -> Frame:
             info = buffers[topics.camera_info].nearest(s)
             depth = buffers[topics.depth].nearest(s, depth_slop) if topics.depth else None
             dinfo = buffers[topics.depth_camera_info].nearest(s) if topics.depth_camera_info else None
-            return Frame(image, info, depth, dinfo, log_ns)
+            out = Frame(image, info, depth, dinfo, log_ns)
+            if tf is not None:
+                out.ground, out.ground_error = _ground(tf, ground_frame, image.header.frame_id, s)
+            return out
 
         for conn, log_ns, raw in reader.messages(connections=conns):
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
+                if conn.topic in tf_topics:
+                    tf.add(msg, static=conn.topic == "/tf_static")
+                    continue
                 stamp = stamp_ns(msg.header)
             except Exception:  # a corrupt row: one message lost, not the run
                 if bad is not None:
@@ -145,6 +166,14 @@ def bag_frames(
             yield frame(*pending)
     finally:
         reader.close()
+
+
+def _ground(tf: TransformStore, ground_frame: str, frame_id: str, stamp: int) -> tuple[GroundPlane | None, str]:
+    try:
+        rotation, translation = tf.lookup(ground_frame, frame_id, stamp)
+        return GroundPlane.from_transform(rotation, translation), ""
+    except (TransformError, GroundError) as exc:
+        return None, f"ground: no floor from the recording's TF ({exc}): people placed without it"
 
 
 def image_msg(T: MessageTypes, rgb: np.ndarray, stamp: int, frame_id: str) -> Any:
@@ -301,7 +330,11 @@ def run(
     for frame in frames:
         stats.frames += 1
         try:
-            result: FrameResult = processor.process(frame.image, frame.info, frame.depth, frame.depth_info)
+            result: FrameResult = processor.process(
+                frame.image, frame.info, frame.depth, frame.depth_info, frame.ground
+            )
+            if frame.ground_error:
+                result.warnings.append(frame.ground_error)
         except FrameError as exc:
             reason = str(exc)
             stats.skipped[reason] = stats.skipped.get(reason, 0) + 1

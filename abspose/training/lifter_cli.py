@@ -172,6 +172,7 @@ def _eval(args: argparse.Namespace) -> int:
         LIFTER_COLUMNS,
         baseline_predictor,
         depth_bias_by_stature,
+        ground_predictor,
         lifter_predictor,
         markdown,
         score,
@@ -191,10 +192,14 @@ def _eval(args: argparse.Namespace) -> int:
             Path(args.output).write_text(table + "\n")
         return 0
     batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange())
-    scored = partial(score, frame=True)  # the lifter tables also split people fully in the image from cut ones
+    # the lifter tables also split people fully in the image from cut ones, and people on the floor from others
+    scored = partial(score, frame=True, contact=True)
     shipped = lifter_predictor(model)(batch)
     results = {
         "lifter (shipped)": scored(shipped, batch),
+        "lifter (shipped) + ground plane (each camera's true floor; feet on it place the person)": scored(
+            ground_predictor(model)(batch), batch
+        ),
         "closed-form translation (Mehta) on the lifter's relative pose": scored(
             baseline_predictor(model)(batch), batch
         ),

@@ -45,12 +45,13 @@ def test_eval_lifter_prints_the_table(tmp_path):
         "**> 6 m**",
         "**people fully in the image**",
         "**people cut by the image border**",
+        "**< 6 m, feet on the floor**",
     ):
         assert band in r.stdout
     assert md.read_text().strip() == r.stdout.strip()
     # diagnostics: the same samples with fewer 2D errors are lifted better, and no outliers lies in between;
     # without flip averaging the same samples are lifted worse
-    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1]) for line in r.stdout.splitlines()[4:9]}
+    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[1]) for line in r.stdout.splitlines()[4:10]}
     mixture, clean = rows["lifter (shipped)"], rows["lifter (shipped), clean 2D (diagnostic)"]
     gauss = rows["lifter (shipped), Gaussian 2D errors only, no outliers (diagnostic)"]
     assert clean + 5 < gauss < mixture < rows["lifter (shipped), no flip averaging (diagnostic)"], rows
@@ -59,6 +60,10 @@ def test_eval_lifter_prints_the_table(tmp_path):
     shipped = next(line for line in r.stdout.splitlines() if line.startswith("| lifter (shipped) |")).split(" | ")
     assert header[1:3] == ["MPJPE", "MPJPE in view"]
     assert float(shipped[2]) < float(shipped[1]) - 3, shipped
+    # people standing on the floor, placed by their feet on each camera's true floor: MRPE (column 5) lower
+    table = r.stdout.split("**< 6 m, feet on the floor**")[1].splitlines()
+    mrpe = {line.split(" | ")[0][2:].split(" (each")[0]: float(line.split(" | ")[4]) for line in table[4:6]}
+    assert mrpe["lifter (shipped) + ground plane"] < 0.9 * mrpe["lifter (shipped)"], mrpe
 
 
 def test_errors_name_the_file(tmp_path):
