@@ -13,7 +13,7 @@ from abspose.fuse import SOURCE_GROUND, SOURCE_LIFTED, fuse, relative_error
 from abspose.ground import GroundError, GroundPlane, contact, contact_many, fit_floor, place_on_ground
 from abspose.lifter import Lifter, lift
 from abspose.training.dataset import load_mocap_set
-from abspose.training.evaluate import floor_planes, ground_predictor, lifter_predictor, on_floor
+from abspose.training.evaluate import activities, floor_planes, ground_predictor, lifter_predictor, on_floor
 from abspose.training.noise2d import NoiseModel
 from abspose.training.synth import CameraRange
 from abspose.training.train import validation_set
@@ -144,3 +144,19 @@ def test_one_camera_contact_matches_the_batched_one():
     )  # fmt: skip
     assert torch.equal(one.touching, many.touching)
     assert torch.allclose(one.scale, many.scale, equal_nan=True)
+
+
+def test_activity_groups_split_every_held_out_person_once(held_out):
+    groups = activities(held_out)
+    count = sum(g.long() for g in groups.values())
+    assert (count == 1).all()
+    sizes = {k: int(v.sum()) for k, v in groups.items()}
+    assert sizes["activity: standing / walking"] > 0.8 * len(held_out)  # the shared mocap is mostly locomotion
+    assert all(n > 0 for n in sizes.values()), sizes
+    # feet off the floor: every foot joint higher than its contact height + 5 cm
+    up, height = floor_planes(held_out)
+    off = groups["activity: athletic (feet off the floor)"]
+    feet = [sk.JOINT_INDEX[j] for j in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+    above = (held_out.joints[:, feet] * up[:, None]).sum(-1) + height[:, None]
+    lowest = (above - torch.tensor([0.07, 0.07, 0.025, 0.025])).amin(1)
+    assert (lowest[off] > 0.05).all() and (lowest[~off] <= 0.05).all()

@@ -166,15 +166,24 @@ def _frames(args: argparse.Namespace, params: dict, bags: list[Path], T, log, ba
 
 
 def _print_frame(frame, result) -> None:
-    """One line a person can read: the frame's time, and each person's id, state, distance and depth use."""
+    """One line a person can read: the frame's time, and each person's id, state, distance and what placed
+    them (depth, the floor, the track's earlier measurements, or the lifter alone)."""
     from tqdm import tqdm
 
-    from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED
+    from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_GROUND, SOURCE_TRACK
 
     names = {0: "tentative", 1: "", 2: "coasting", 3: "ended"}
     people = []
     for p in result.people:
-        depth = "depth" if np.isin(p.source, (SOURCE_DEPTH, SOURCE_FUSED)).any() else "monocular"
+        depth = (
+            "depth"
+            if np.isin(p.source, (SOURCE_DEPTH, SOURCE_FUSED)).any()
+            else "floor"
+            if (p.source == SOURCE_GROUND).any()
+            else "track scale"
+            if (p.source == SOURCE_TRACK).any()
+            else "monocular"
+        )
         state = names.get(p.state, "")
         people.append(f"{p.id} {np.linalg.norm(p.root):.1f} m ({depth}{', ' + state if state else ''})")
     t = result.stamp_ns * 1e-9

@@ -16,6 +16,7 @@ of the fusion.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -38,6 +39,12 @@ FRAME_GROUPS = ("people fully in the image", "people cut by the image border")
 # the issue's MRPE target is for people nearer than 6 m; the papers score people fully in view
 TARGET_GROUPS = ("< 6 m", "people fully in the image, < 6 m")
 CONTACT_GROUPS = ("< 6 m, feet on the floor", "< 6 m, feet off the floor")
+ACTIVITY_GROUPS = (
+    "activity: standing / walking",
+    "activity: sitting / crouching (pelvis low)",
+    "activity: bending (trunk inclined)",
+    "activity: athletic (feet off the floor)",
+)
 DEPTH_BANDS: Bands = (
     ("all", 0.0, 1e9),
     ("< 3 m", 0.0, 3.0),
@@ -100,13 +107,36 @@ def floor_planes(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def on_floor(batch: Batch, cfg: ContactConfig | None = None, tolerance: float = 0.05) -> torch.Tensor:
-    """[B] bool: the person's lowest foot joint (less its contact height) is within ``tolerance`` m of the
-    floor: the people the ground plane can place."""
+    """[B] bool: the person's lowest foot joint (less its contact height) is at most ``tolerance`` m above
+    the floor: the people the ground plane can place (a foot the mocap puts into the floor counts as on it)."""
     cfg = cfg or ContactConfig()
     up, height = floor_planes(batch)
     feet = [sk.JOINT_INDEX[j] for j in cfg.joints]
     above = (batch.joints[:, feet] * up[:, None]).sum(-1) + height[:, None]
-    return (above - torch.tensor(cfg.joint_height, device=above.device)).amin(1).abs() <= tolerance
+    return (above - torch.tensor(cfg.joint_height, device=above.device)).amin(1) <= tolerance
+
+
+def activities(batch: Batch, cfg: ContactConfig | None = None) -> dict[str, torch.Tensor]:
+    """ACTIVITY_GROUPS -> [B] bool, from the true pose over its floor: feet off it (> 5 cm: jumps, flips);
+    pelvis below 0.7 of the leg's length (hip-knee-ankle) above the floor (sitting, squatting, kneeling);
+    trunk (pelvis -> neck) more than 40° from the vertical (bending over, picking up); the rest."""
+    up, height = floor_planes(batch)
+    j = batch.joints
+    above = (j * up[:, None]).sum(-1) + height[:, None]
+    leg = (
+        sum(
+            (j[:, sk.JOINT_INDEX[f"{side}_{a}"]] - j[:, sk.JOINT_INDEX[f"{side}_{b}"]]).norm(dim=-1)
+            for side in ("left", "right")
+            for a, b in (("hip", "knee"), ("knee", "ankle"))
+        )
+        / 2
+    )
+    trunk = torch.nn.functional.normalize(j[:, sk.JOINT_INDEX["neck"]] - j[:, sk.PELVIS], dim=-1)
+    inclined = (trunk * up).sum(-1) < math.cos(math.radians(40))
+    off = ~on_floor(batch, cfg)
+    low = ~off & (above[:, sk.PELVIS] < 0.7 * leg)
+    bending = ~off & ~low & inclined
+    return dict(zip(ACTIVITY_GROUPS, (~off & ~low & ~inclined, low, bending, off), strict=True))
 
 
 def ground_predictor(model: Lifter, cfg: ContactConfig | None = None) -> Predictor:
@@ -146,7 +176,8 @@ def score(
 ) -> dict[str, dict[str, float]]:
     """Per band, the COLUMNS (mm, or % for PCK) averaged over the samples in it; with ``frame``, also per
     FRAME_GROUPS (all distances) and per TARGET_GROUPS (everyone, and people fully in view, below 6 m);
-    with ``contact``, CONTACT_GROUPS (below 6 m, feet on the floor or not)."""
+    with ``contact``, CONTACT_GROUPS (below 6 m, feet on the floor or not) and the ACTIVITY_GROUPS (all
+    distances)."""
     gt_root = batch.joints[:, sk.PELVIS]
     view = in_view(batch)
     per = {
@@ -178,7 +209,7 @@ def score(
         }
     if contact:
         floor, near = on_floor(batch), dist < 6.0
-        groups |= {CONTACT_GROUPS[0]: near & floor, CONTACT_GROUPS[1]: near & ~floor}
+        groups |= {CONTACT_GROUPS[0]: near & floor, CONTACT_GROUPS[1]: near & ~floor} | activities(batch)
     return {
         band: {k: 1000 * v[sel].nanmean().item() for k, v in per.items()} | {"n": int(sel.sum())}
         for band, sel in groups.items()

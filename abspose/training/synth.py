@@ -125,6 +125,7 @@ class Batch:
 
 _SHOULDERS = tuple(sk.BONES.index(("neck", side + "_shoulder")) for side in ("left", "right"))
 _HIPS = tuple(sk.BONES.index(("pelvis", side + "_hip")) for side in ("left", "right"))
+_FEET = [sk.JOINT_INDEX[f"{side}_{part}"] for side in ("left", "right") for part in ("ankle", "foot")]
 
 
 def _rand(shape, lo, hi, dev, g) -> torch.Tensor:
@@ -164,6 +165,8 @@ def retarget(
     out[:, sk.PELVIS] = poses[:, sk.PELVIS]
     for k, (parent, child) in enumerate(sk.BONE_INDEX):  # 17 bones, parents before children
         out[:, child] = out[:, parent] + vec[:, k]
+    # the lowest foot stays where it was (on the floor when it was): longer legs must not sink into it
+    out[..., 1] += (poses[:, _FEET, 1].amin(1) - out[:, _FEET, 1].amin(1))[:, None]
     return out, stature
 
 

@@ -89,10 +89,11 @@ def test_constants_are_distinct_and_equal_the_python_ones():
 
     Skeleton = typestore().types[typename("Skeleton")]
     states = [Skeleton.TRACK_TENTATIVE, Skeleton.TRACK_CONFIRMED, Skeleton.TRACK_COASTING, Skeleton.TRACK_ENDED]
-    sources = [Skeleton.SOURCE_INVALID, Skeleton.SOURCE_DEPTH, Skeleton.SOURCE_LIFTED, Skeleton.SOURCE_FUSED]
-    assert len(set(states)) == 4 and len(set(sources)) == 4
+    names = ("INVALID", "DEPTH", "LIFTED", "FUSED", "GROUND", "TRACK")
+    sources = [getattr(Skeleton, f"SOURCE_{n}") for n in names]
+    assert len(set(states)) == 4 and len(set(sources)) == len(names)
     assert states == [track.TENTATIVE, track.CONFIRMED, track.COASTING, track.ENDED]
-    assert sources == [fuse.SOURCE_INVALID, fuse.SOURCE_DEPTH, fuse.SOURCE_LIFTED, fuse.SOURCE_FUSED]
+    assert sources == [getattr(fuse, f"SOURCE_{n}") for n in names]
     assert Skeleton.NUM_JOINTS == sk.NUM_JOINTS
 
 

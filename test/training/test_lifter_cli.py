@@ -46,6 +46,8 @@ def test_eval_lifter_prints_the_table(tmp_path):
         "**people fully in the image**",
         "**people cut by the image border**",
         "**< 6 m, feet on the floor**",
+        "**activity: standing / walking**",
+        "**activity: athletic (feet off the floor)**",
     ):
         assert band in r.stdout
     assert md.read_text().strip() == r.stdout.strip()
