@@ -10,7 +10,7 @@ and the scale that puts them there; :func:`place_on_ground` fuses that scale wit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -178,7 +178,7 @@ class Contact:
 
     scale: torch.Tensor
     sigma: torch.Tensor
-    touching: torch.Tensor = field(default_factory=lambda: torch.zeros(0, sk.NUM_JOINTS, dtype=torch.bool))
+    touching: torch.Tensor
 
 
 def contact(

@@ -58,6 +58,15 @@ class People:
     def __len__(self) -> int:
         return int(self.joints.shape[0])
 
+    @classmethod
+    def of(
+        cls, keypoints: torch.Tensor, confidence: torch.Tensor, score: torch.Tensor, f: Fused, surface: torch.Tensor
+    ) -> People:
+        """A frame's 2D detections (raw px, confidence, score) with their fused 3D and depth readouts."""
+        return cls(
+            keypoints, confidence, score, f.joints, f.uncertainty, f.source, f.root, surface, f.scale, f.scale_sigma
+        )
+
     def cpu(self) -> People:
         return People(**{k: v.cpu() for k, v in self.__dict__.items()})
 
@@ -106,18 +115,7 @@ class Pipeline:
             found = contact(fused.joints, relative_error(fused), ideal, usable, K, ground, (w, h), self.cfg.contact)
             fused = place_on_ground(fused, found, self.cfg.contact)
         surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
-        return People(
-            poses.keypoints,
-            conf,
-            poses.score,
-            fused.joints,
-            fused.uncertainty,
-            fused.source,
-            fused.root,
-            surface,
-            fused.scale,
-            fused.scale_sigma,
-        )
+        return People.of(poses.keypoints, conf, poses.score, fused, surface)
 
     def read_depth(
         self,

@@ -126,18 +126,7 @@ def one_frame(pipe, proc, clock: Clock, rgb, camera, depth, people: int | None, 
         fused = fuse(lifted.joints, lifted.uncertainty, ideal, K, readout, cfg.fuse)
         clock.lap("fuse")
     surface = readout.surface if readout is not None else torch.full_like(conf, float("nan"))
-    result = People(
-        kp,
-        conf,
-        score,
-        fused.joints,
-        fused.uncertainty,
-        fused.source,
-        fused.root,
-        surface,
-        fused.scale,
-        fused.scale_sigma,
-    ).cpu()
+    result = People.of(kp, conf, score, fused, surface).cpu()
     clock.lap("fuse")  # the one device -> host copy of the frame
     track_ms = []
     update = proc.tracker.update

@@ -241,11 +241,13 @@ class FrameProcessor:
         for tr in tracks:
             if tr.detection >= 0 and tr.factor != 1.0:
                 factor[tr.detection], sigma[tr.detection] = tr.factor, tr.scale_sigma
+        moved = factor != 1.0
+        if not moved.any():  # the usual frame: nothing to redo
+            return people.uncertainty.double().numpy(), people.source.numpy()
         fused = Fused(
             people.joints.double(), people.uncertainty.double(), people.source, people.root.double(),
             people.scale.double(), people.scale_sigma.double(),
         )  # fmt: skip
-        moved = factor != 1.0
         unc = torch.where(moved[:, None], rescale(fused, factor, sigma).uncertainty, fused.uncertainty)
         lifted = (people.source == SOURCE_LIFTED) | (people.source == SOURCE_GROUND)
         source = torch.where(moved[:, None] & lifted, SOURCE_TRACK, people.source).to(torch.uint8)
