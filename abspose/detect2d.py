@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
-from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, views
+from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, static_hw, views
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -59,6 +59,13 @@ class Options:
     min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
     duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
     duplicate_share: float = 0.4  # ... or when this share of their landmarks coincide
+    # ... or when their heads coincide: nose, eyes, ears and mouth on average within this x the larger one's
+    # torso length (shoulder to hip centre) of each other (a partial copy of a person keeps that person's head)
+    duplicate_head: float = 0.15
+    # a skeleton from a person box scored below ``enclosed_score`` whose keypoint box lies at least
+    # ``enclosed_share`` inside other, surer people's keypoint boxes is made of their parts: dropped
+    enclosed_score: float = 0.45
+    enclosed_share: float = 0.9
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
     min_detection_score: float = 0.5  # BlazePose detector's score
@@ -283,37 +290,43 @@ class BlazePose:
         self._frame = 0
 
     def _compile(self) -> None:
-        """Compile both models on dummy inputs: the detector's one shape, the landmark model for one crop and
-        for a symbolic batch (dynamic=True would make H and W symbolic too, which inductor cannot lower for
-        channels-last convolutions), so no frame waits for a compilation. On a CPU inductor freezes the
-        weights into the graphs (prepacked oneDNN convolutions) and writes a C++ wrapper: on a 2-core CPU the
-        landmark model runs ~1.3x faster than plain torch.compile at one crop."""
-        # every instance adds three graphs to dynamo's cache of the one TFLiteGraph.forward; past its limit
-        # (8) a further instance (another camera, a benchmark's second pipeline) would silently run eagerly
+        """Compile the models on dummy inputs: BlazePose's detector at its one shape; the landmark model and
+        NanoDet for one and for two inputs, so the batch (crops, views) is symbolic (dynamic=True would make H
+        and W symbolic too, which inductor cannot lower for channels-last convolutions) and no frame waits for
+        a compilation. On a CPU inductor freezes the weights into the graphs (prepacked oneDNN convolutions)
+        and writes a C++ wrapper: on a 2-core CPU the landmark model runs ~1.3x faster than plain
+        torch.compile at one crop, NanoDet ~1.2-1.35x faster than eager (docs/detect2d.md)."""
+        # every instance adds graphs to dynamo's cache of the one graph-module forward; past its limit (8) a
+        # further instance (another camera, a benchmark's second pipeline) would silently run eagerly
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         detector = torch.compile(self.detector, dynamic=False) if self.detector is not None else None
+        people = torch.compile(self.people.model, dynamic=None) if self.people is not None else None
         landmark = torch.compile(self.landmark, dynamic=None)
         if self.device.type == "cpu":  # measured on CPUs only; other devices keep inductor's defaults
             detector, landmark = _frozen(detector) if detector is not None else None, _frozen(landmark)
+            people = _frozen(people) if people is not None else None
         try:
             with torch.inference_mode():
                 if detector is not None:
                     detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
                 for n in (1, 2):
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
+                    if people is not None:
+                        people(
+                            static_hw(torch.zeros(n, 3, INPUT_SIZE, INPUT_SIZE, device=self.device, dtype=self.dtype))
+                        )
         except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
             self.compile_error = f"torch.compile failed, running eagerly: {type(exc).__name__}: {exc}"
             return
         self.detector, self.landmark, self.compiled = detector, landmark, True
+        if self.people is not None:
+            self.people.model = people
 
     def _static_hw(self, crops: torch.Tensor) -> torch.Tensor:
         """Model input in the models' dtype and memory order (channels-last, as the warm-up compiled them: any
         other layout would recompile at the first frame); when compiled, only the batch size may vary (the
         detector shares the graph code, so automatic dynamic shapes would otherwise make H and W symbolic)."""
-        crops = crops.to(self.dtype).contiguous(memory_format=torch.channels_last)
-        for dim in (1, 2, 3):  # a flag on the tensor: free when the models run eagerly
-            torch._dynamo.mark_static(crops, dim)
-        return crops
+        return static_hw(crops.to(self.dtype).contiguous(memory_format=torch.channels_last))
 
     def _crop(
         self, image: torch.Tensor, rois: torch.Tensor, size: int, border: str, rgb8: np.ndarray | None
@@ -426,21 +439,26 @@ class BlazePose:
         boxes = rgb.new_full((len(rois), 4), float("nan"))
         if tracked and self.people is not None:
             boxes = self._prev_boxes
+        # the detector's confidence in each row's person (a tracked person not matched to a new box: 1)
+        box_score = rgb.new_ones(len(rois))
         if run_detector:
             if self.people is not None:
-                new_boxes, _ = self.person_boxes(rgb, rgb8)
+                new_boxes, new_scores = self.person_boxes(rgb, rgb8)
                 new_rois = self.rois_from_boxes(new_boxes)
                 match = _match_boxes(boxes, new_boxes, opts.track_iou)  # a tracked person takes its new box
                 boxes = torch.where((match >= 0)[:, None], new_boxes[match.clamp(min=0)], boxes)
                 boxed = match >= 0
+                box_score = torch.where(boxed, new_scores[match.clamp(min=0)], box_score)
                 fresh = torch.ones(len(new_boxes), dtype=torch.bool, device=self.device)
                 fresh[match[match >= 0]] = False
             else:
                 new_rois, _ = self.detect_people(rgb, rgb8)
                 new_boxes = rgb.new_full((len(new_rois), 4), float("nan"))
+                new_scores = rgb.new_ones(len(new_rois))
                 fresh = _untracked(new_rois, rois)
             rois = torch.cat([rois, new_rois[fresh]])
             boxes = torch.cat([boxes, new_boxes[fresh]])
+            box_score = torch.cat([box_score, new_scores[fresh]])
             boxed = torch.cat([boxed, ~torch.isnan(new_boxes[fresh, 0])])
             detected = torch.cat([detected, torch.ones(int(fresh.sum()), dtype=torch.bool, device=self.device)])
         self._frame += 1
@@ -452,7 +470,8 @@ class BlazePose:
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
         keep &= ~boxed | (box_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
         lm = out["points"][:, :NUM_LANDMARKS]
-        keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share)
+        keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share, opts.duplicate_head)
+        keep &= ~_enclosed(kp_box, box_score, keep, opts.enclosed_score, opts.enclosed_share)
         out = {k: v[keep] for k, v in out.items()}
         rois, detected = rois[keep], detected[keep]
         lm = out["points"][:, :NUM_LANDMARKS]
@@ -534,20 +553,46 @@ def _keypoint_boxes(points: torch.Tensor, visibility: torch.Tensor, min_vis: flo
 
 
 def _unique(
-    boxes: torch.Tensor, points: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, iou: float, share: float
+    boxes: torch.Tensor,
+    points: torch.Tensor,
+    score: torch.Tensor,
+    alive: torch.Tensor,
+    iou: float,
+    share: float,
+    head: float,
 ) -> torch.Tensor:
     """[N] bool: one skeleton per person among ``alive`` ones, best score first. Two skeletons are one person
-    when their keypoint boxes [N,4] overlap by IoU > ``iou``, or when at least ``share`` of their landmarks
-    [N,L,2] lie within 10 % of the smaller skeleton's box diagonal of each other (a partial second copy)."""
+    when their keypoint boxes [N,4] overlap by IoU > ``iou``, when at least ``share`` of their BlazePose
+    landmarks [N,33,2] lie within 10 % of the smaller skeleton's box diagonal of each other (a partial second
+    copy), or when their head landmarks (0-10) lie on average within ``head`` x the larger skeleton's torso
+    length of each other (a copy of the upper body whose legs were squeezed into a smaller box)."""
     keep = torch.zeros_like(alive)
     if not bool(alive.any()):
         return keep
     diag = (boxes[:, 2:] - boxes[:, :2]).norm(dim=-1)
     near = (points[:, None] - points[None]).norm(dim=-1) < 0.1 * torch.minimum(diag[:, None], diag[None])[..., None]
     over = (box_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)
+    torso = ((points[:, 11] + points[:, 12]) / 2 - (points[:, 23] + points[:, 24]) / 2).norm(dim=-1)
+    apart = (points[:, None, :11] - points[None, :, :11]).norm(dim=-1).mean(-1)
+    over |= apart < head * torch.maximum(torso[:, None], torso[None])
     order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
     keep[greedy(over, order[: int(alive.sum())])] = True
     return keep
+
+
+def _enclosed(boxes: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, max_score: float, share: float):
+    """[N] bool: ``alive`` skeletons whose person box scored below ``max_score`` and whose keypoint box [N,4]
+    lies at least ``share`` inside the union of the keypoint boxes of alive skeletons scored higher (share
+    measured on an 8x8 grid of points spread over the box)."""
+    t = (torch.arange(8, device=boxes.device, dtype=boxes.dtype) + 0.5) / 8
+    size = boxes[:, 2:] - boxes[:, :2]
+    x = boxes[:, None, None, 0] + size[:, None, None, 0] * t[None, None, :]  # [N,1,8]
+    y = boxes[:, None, None, 1] + size[:, None, None, 1] * t[None, :, None]  # [N,8,1]
+    pts = torch.stack(torch.broadcast_tensors(x, y), -1).reshape(len(boxes), -1, 1, 2)  # [N,64,1,2]
+    inside = ((pts >= boxes[None, None, :, :2]) & (pts <= boxes[None, None, :, 2:])).all(-1)  # [N,64,M]
+    surer = alive[None, :] & (score[None, :] > score[:, None])  # [N,M]
+    covered = (inside & surer[:, None, :]).any(-1).float().mean(-1)
+    return alive & (score < max_score) & (covered >= share)
 
 
 def _empty(device: torch.device) -> Poses2D:

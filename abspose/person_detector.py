@@ -46,6 +46,14 @@ def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.float32)
 
 
+def static_hw(x: torch.Tensor) -> torch.Tensor:
+    """``x`` [N,C,H,W] marked so that a compiled model specializes on C, H and W and leaves only the batch
+    symbolic (a flag on the tensor: free when the models run eagerly)."""
+    for dim in (1, 2, 3):
+        torch._dynamo.mark_static(x, dim)
+    return x
+
+
 def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Intersection areas of boxes a [...,4] and b [...,4] (x0, y0, x1, y1), broadcast against each other."""
     lt = torch.maximum(a[..., :2], b[..., :2])
@@ -115,7 +123,7 @@ class PersonDetector:
     def run(self, crops: torch.Tensor, rois: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
         """crops [V,3,416,416] RGB 0..255 of the views ``rois`` [V,4] (see :func:`views`) -> boxes, scores."""
         x = (crops.flip(1) - self.mean) / self.std
-        outs = self.model(x.to(self.dtype).contiguous())
+        outs = self.model(static_hw(x.to(self.dtype).contiguous()))
         by_shape = {tuple(o.shape[1:]): o.float() for o in outs}
         scores, dists = [], []
         for stride in STRIDES:

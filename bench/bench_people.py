@@ -6,7 +6,8 @@ and the five street frames) — each pipeline runs every image of a group in tur
 every frame (IMAGE) and in tracking mode (detector every 10th frame, people re-cropped from their
 landmarks; VIDEO), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
 ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
-person found, and the ratio peer/ours (> 1: ours is faster). Run: ``python bench/bench_people.py [--rounds N]``.
+person found, and the ratio peer/ours (> 1: ours is faster).
+Run: ``python bench/bench_people.py [--rounds N] [--compile]``.
 """
 
 from __future__ import annotations
@@ -26,28 +27,31 @@ DATA = REPO.parent / "shared" / "data"
 GROUPS = {"~1 person": ("mp", "coco"), "~4 people": ("tue",), "~10 people": ("group", "street")}
 
 
-def found(kind: str, model, img: np.ndarray, labels) -> int:
+def run_and_score(kind: str, model, img: np.ndarray, labels) -> tuple[float, int]:
+    """(ms the pipeline took on ``img``, labelled people it found); the scoring is not timed."""
     from abspose.detect2d import _keypoint_boxes
     from abspose.training.people_recall import score_image
 
+    t0 = time.perf_counter()
+    out = model(img)
+    ms = (time.perf_counter() - t0) * 1000
     if kind == "ours":
-        poses = model(img)
-        boxes = _keypoint_boxes(poses.landmarks, poses.visibility).numpy()
+        boxes = _keypoint_boxes(out.landmarks, out.visibility).numpy()
     else:
         h, w = img.shape[:2]
-        people = model(img)
         boxes = np.array(
             [
                 [min(p.x for p in lm) * w, min(p.y for p in lm) * h, max(p.x for p in lm) * w, max(p.y for p in lm) * h]
-                for lm in (people or [])
+                for lm in (out or [])
             ]
         ).reshape(-1, 4)
-    return score_image(labels, boxes, img.shape[:2]).found
+    return ms, score_image(labels, boxes, img.shape[:2]).found
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10, help="passes over each group's images (frames per image)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile NanoDet and the landmark model (~2 min)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"bench: {DATA} not found (needs ../shared/data beside the repository)")
@@ -58,8 +62,8 @@ def main() -> int:
     from abspose.training.people_recall import load_labels, read_labelled_image
 
     labelled = [(lab, read_labelled_image(lab, DATA)) for lab in load_labels()]
-    image = BlazePose("cpu")
-    track = BlazePose("cpu", options=Options(tracking=True, detect_every=10))
+    image = BlazePose("cpu", compile=args.compile)
+    track = BlazePose("cpu", options=Options(tracking=True, detect_every=10), compile=args.compile)
 
     def tasks(video: bool):
         from mediapipe.tasks import python as mpt
@@ -87,7 +91,10 @@ def main() -> int:
         "ours tracking": ("ours", track, True),
         "mediapipe VIDEO": ("mp", tasks(True), True),
     }
-    print(f"# people found and ms/frame, {os.cpu_count()} cores, torch {torch.__version__}, eager fp32, CPU\n")
+    print(
+        f"# people found and ms/frame, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{'compiled' if image.compiled else 'eager'} fp32, CPU\n"
+    )
     print("| images | pipeline | ms/frame (median) | people found / labelled | ms per person found | peer/ours |")
     print("|---|---|---|---|---|---|")
     for group, prefixes in GROUPS.items():
@@ -104,9 +111,8 @@ def main() -> int:
             for r, (lab, img) in order:
                 if kind == "ours" and held and r == 0:
                     model.reset()
-                t0 = time.perf_counter()
-                n = found(kind, model, img, lab)
-                times.append((time.perf_counter() - t0) * 1000)
+                ms, n = run_and_score(kind, model, img, lab)
+                times.append(ms)
                 if r == args.rounds - 1:
                     hits.append(n)
             ms = statistics.median(times)

@@ -303,3 +303,50 @@ def test_opencv_and_torch_crops_give_the_same_people(frame, blazepose):
     rois, _ = opencv.detect_people(rgb, frame)
     torch.testing.assert_close(rois, opencv.detect_people(rgb)[0], atol=0, rtol=0)
     torch.testing.assert_close(opencv.landmarks(rgb, rois, frame), opencv.landmarks(rgb, rois), atol=0, rtol=0)
+
+
+def _standing(x: float) -> torch.Tensor:
+    """[33,2] BlazePose landmarks of an upright person centred at column ``x``: head at y 40-60, shoulders 80,
+    hips 140, ankles 260 (pixels)."""
+    pts = torch.zeros(33, 2)
+    pts[:11] = torch.stack([torch.linspace(-8, 8, 11), torch.linspace(40, 60, 11)], -1)
+    side = torch.tensor([-12.0, 12.0])
+    for first, y in ((11, 80), (13, 110), (15, 135), (17, 140), (19, 142), (21, 140), (23, 140), (25, 200)):
+        pts[first : first + 2] = torch.stack([side, torch.full((2,), float(y))], -1)
+    pts[27:33] = torch.stack([side.repeat(3), torch.tensor([260.0, 260, 265, 265, 270, 270])], -1)
+    return pts + torch.tensor([x, 0.0])
+
+
+def test_a_squeezed_copy_of_a_person_is_one_person_with_them():
+    """A second landmark pass on part of a person keeps that person's head but squeezes the legs into its
+    smaller box: it overlaps the whole skeleton by IoU < 0.5 and shares few landmarks, so only the head rule
+    joins them; a neighbour one torso length away stays a person."""
+    from abspose.detect2d import Options, _keypoint_boxes, _unique
+
+    whole, neighbour = _standing(100), _standing(160)
+    copy = whole.clone()
+    copy[11:, 1] = 80 + (copy[11:, 1] - 80) * 0.35  # legs drawn into the upper half
+    copy += 1.5  # not the same pixels
+    points = torch.stack([whole, copy, neighbour])
+    boxes = _keypoint_boxes(points, torch.ones(3, 33))
+    score, alive = torch.tensor([0.9, 0.95, 0.8]), torch.ones(3, dtype=torch.bool)
+    o = Options()
+    assert _unique(boxes, points, score, alive, o.duplicate_iou, o.duplicate_share, 0.0).tolist() == [1, 1, 1]
+    kept = _unique(boxes, points, score, alive, o.duplicate_iou, o.duplicate_share, o.duplicate_head)
+    assert kept.tolist() == [0, 1, 1]  # the better-scored of the two copies, and the neighbour
+    assert _unique(boxes, points, score, torch.tensor([True, False, True]), 0.5, 0.4, 0.15).tolist() == [1, 0, 1]
+
+
+def test_a_doubtful_skeleton_inside_surer_people_is_dropped():
+    """Made of other people's parts: a skeleton from a weak person box lying inside the union of surer
+    skeletons' boxes; a weak one mostly outside them, or a sure one inside, stays."""
+    from abspose.detect2d import _enclosed
+
+    boxes = torch.tensor(
+        [[0, 0, 100, 200], [100, 0, 200, 200], [60, 20, 140, 150], [150, 20, 260, 150], [10, 10, 90, 190.0]]
+    )
+    score = torch.tensor([0.8, 0.7, 0.3, 0.3, 0.6])
+    alive = torch.ones(5, dtype=torch.bool)
+    assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 1, 0, 0]
+    alive[1] = False  # the neighbour it straddled is gone: half of it is uncovered
+    assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 0, 0, 0]

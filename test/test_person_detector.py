@@ -63,3 +63,26 @@ def test_tiles_add_small_far_pedestrians(blazepose):
         small[tiles] = int(((boxes[:, 3] - boxes[:, 1]) < 80).sum())
     # measured: 7 boxes 40-80 px tall from the whole frame alone, 13 with the tiles besides it
     assert small[0] >= 4 and small[2] >= small[0] + 4
+
+
+def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose):
+    """compile=True compiles NanoDet too, at start-up, with a symbolic batch: a 4:3 frame (whole frame + 2
+    tiles) and a square one (1 view) give eager's boxes without recompiling."""
+    from torch._dynamo.utils import counters
+
+    from abspose.detect2d import BlazePose
+
+    data = data_path("images")
+    labels = next(lab for lab in load_labels() if lab.key == "group")
+    img = read_labelled_image(labels, data.parent)
+    eager, compiled = blazepose(), BlazePose("cpu", compile=True)
+    assert compiled.compiled and compiled.compile_error is None
+    graphs = counters["stats"]["unique_graphs"]
+    for image in (img, np.ascontiguousarray(img[:, : img.shape[0]])):
+        rgb = torch.from_numpy(image).permute(2, 0, 1).float()
+        (ref, ref_scores), (out, scores) = eager.person_boxes(rgb, image), compiled.person_boxes(rgb, image)
+        assert len(out) == len(ref) >= 3
+        torch.testing.assert_close(out, ref, atol=0.5, rtol=0)
+        torch.testing.assert_close(scores, ref_scores, atol=2e-3, rtol=0)
+    assert len(compiled(img)) == len(eager(img))
+    assert counters["stats"]["unique_graphs"] == graphs, "a frame recompiled a model compiled at start-up"

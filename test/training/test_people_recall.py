@@ -35,6 +35,12 @@ def test_scoring_rule():
         (400, 400),
     )
     assert (s.found, s.visible, s.correct, s.detections, s.on_objects) == (0, 3, 1, 2, 1)
+    # a skeleton on a partly hidden person covers its visible part and the legs the model drew behind the
+    # chairs; the same skeleton on a fully visible person's box of that size is not that person
+    head_and_back = np.array([[200, 0, 240, 60.0]])
+    drawn = np.array([[202, 8, 242, 150.0]])
+    assert score_image(_labels(partial=head_and_back), drawn, (400, 400)).correct == 1
+    assert score_image(_labels(visible=head_and_back), drawn, (400, 400)).correct == 0
     # small skeletons are not scored where only tall people are labelled; boxes are clipped to the image
     s = score_image(_labels(min_height=80), np.array([[300, 0, 310, 40], [0, -50, 50, 260]]), (200, 400))
     assert (s.found, s.detections) == (1, 1)
@@ -58,13 +64,14 @@ def test_people_found_on_the_labelled_real_images(blazepose):
         total.add(s)
         base.add(_run(mediapipe, labels, data))
         groups.setdefault(labels.key.split("_")[0], Score()).add(s)
-    # measured (this CPU): 59/60 people found, 62 of 78 skeletons on a labelled person; BlazePose's own
-    # detector (the mediapipe pipeline) finds 16/60
+    # measured (this CPU): 59/60 people found, 64 of 70 skeletons on a labelled person (64 of 78 without the
+    # head and enclosed rules of the duplicate removal); BlazePose's own detector (the mediapipe pipeline)
+    # finds 16/60
     assert base.recall < 0.4 and total.recall >= 0.95 and total.recall >= 2.5 * base.recall
     assert groups["group"].found == 9 and groups["group"].on_objects == 0  # all 9 people, none on a robot
     assert groups["street"].recall >= 0.95 and groups["tue"].recall >= 0.95  # pedestrians, seated and far people
     assert groups["mp"].recall == 1 and groups["coco"].recall == 1
-    assert total.precision >= 0.75
+    assert total.precision >= 0.88
 
 
 def test_tracking_mode_keeps_the_crowd_between_detector_runs(blazepose):
@@ -81,9 +88,10 @@ def test_tracking_mode_keeps_the_crowd_between_detector_runs(blazepose):
             poses = model(img)
             if k:
                 held.add(score_image(labels, _keypoint_boxes(poses.landmarks, poses.visibility).numpy(), img.shape[:2]))
-    # measured (this CPU): 225/240 found, 229 of 272 skeletons on a labelled person; 186/240 when tracked
-    # crops were not masked and detections were matched to tracked people by centre distance
-    assert held.recall >= 0.88 and held.precision >= 0.75
+    # measured (this CPU): 222/240 found, 229 of 255 skeletons on a labelled person (224/240, 235 of 272
+    # without the head rule of the duplicate removal); 186/240 when tracked crops were not masked and
+    # detections were matched to tracked people by centre distance
+    assert held.recall >= 0.88 and held.precision >= 0.85
 
 
 def test_tracking_mode_follows_walking_pedestrians(blazepose):
@@ -98,9 +106,10 @@ def test_tracking_mode_follows_walking_pedestrians(blazepose):
         poses = model(img)
         if labels.frame:
             tracked.add(score_image(labels, _keypoint_boxes(poses.landmarks, poses.visibility).numpy(), img.shape[:2]))
-    # measured (this CPU): 20/20, 20 of 21 skeletons on a labelled pedestrian; 14/20 before tracked crops were
-    # masked to the person's last keypoint box
-    assert tracked.visible == 20 and tracked.found >= 18 and tracked.precision >= 0.85
+    # measured (this CPU): 20/20, 20 of 20 skeletons on a labelled pedestrian (16/20 when the enclosed rule
+    # took anything 70 % inside surer people: it drops the walker half hidden behind another in frame 0);
+    # 14/20 before tracked crops were masked to the person's last keypoint box
+    assert tracked.visible == 20 and tracked.found >= 18 and tracked.precision >= 0.9
 
 
 def test_labels_lie_inside_their_images():
