@@ -173,17 +173,10 @@ def _print_frame(frame, result) -> None:
     from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_GROUND, SOURCE_TRACK
 
     names = {0: "tentative", 1: "", 2: "coasting", 3: "ended"}
+    placed_by = (((SOURCE_DEPTH, SOURCE_FUSED), "depth"), ((SOURCE_GROUND,), "floor"), ((SOURCE_TRACK,), "track scale"))
     people = []
     for p in result.people:
-        depth = (
-            "depth"
-            if np.isin(p.source, (SOURCE_DEPTH, SOURCE_FUSED)).any()
-            else "floor"
-            if (p.source == SOURCE_GROUND).any()
-            else "track scale"
-            if (p.source == SOURCE_TRACK).any()
-            else "monocular"
-        )
+        depth = next((name for src, name in placed_by if np.isin(p.source, src).any()), "monocular")
         state = names.get(p.state, "")
         people.append(f"{p.id} {np.linalg.norm(p.root):.1f} m ({depth}{', ' + state if state else ''})")
     t = result.stamp_ns * 1e-9
