@@ -29,9 +29,12 @@ from abspose.ground import ContactConfig, contact_many, place_on_ground
 from abspose.lifter import Lifter, lift
 from abspose.training.baseline import closed_form_translation
 from abspose.training.metrics import a_mpjpe, mpjpe, mrpe, pa_mpjpe, pck_abs
+from abspose.training.noise2d import NoiseModel
+from abspose.training.postures import KINDS, make
 from abspose.training.render import SensorModel
 from abspose.training.scenes import Scenes, scene_depth
-from abspose.training.synth import IN, Batch, inside_image, project
+from abspose.training.synth import IN, Batch, CameraRange, inside_image, project
+from abspose.training.train import sample_batch
 
 Bands = tuple[tuple[str, float, float], ...]
 BANDS: Bands = (("all", 0.0, 1e9), ("< 3 m", 0.0, 3.0), ("3–6 m", 3.0, 6.0), ("> 6 m", 6.0, 1e9))
@@ -160,6 +163,30 @@ def ground_predictor(model: Lifter, cfg: ContactConfig | None = None) -> Predict
     return run
 
 
+POSTURE_GROUP = "made posture: {} (from held-out clips)"
+
+
+def posture_sets(poses: torch.Tensor, n: int, seed: int, noise: NoiseModel) -> dict[str, Batch]:
+    """Per posture kind (:data:`abspose.training.postures.KINDS`), ``n`` samples of postures made from the
+    held-out ``poses`` (legs, trunk, arms and head of held-out clips), through the same random cameras as
+    the real samples: scored apart from the real poses, so a gain on made poses is not read as one on real
+    people."""
+    g = torch.Generator(device=poses.device).manual_seed(seed)
+    sets = {}
+    for kind in KINDS:
+        lower, upper = (poses[torch.randint(len(poses), (4 * n,), generator=g, device=poses.device)] for _ in "lu")
+        sets[kind] = sample_batch(make(kind, lower, upper, g), n, noise, CameraRange(), None, g)
+    return sets
+
+
+def score_postures(predict: Predictor, sets: dict[str, Batch]) -> dict[str, dict[str, float]]:
+    """:func:`score` of a predictor on each :func:`posture_sets` kind, one group (all distances) per kind."""
+    out: dict[str, dict[str, float]] = {}
+    for kind, batch in sets.items():
+        out |= score(predict(batch), batch, bands=((POSTURE_GROUP.format(kind), 0.0, 1e9),))
+    return out
+
+
 def in_view(batch: Batch) -> torch.Tensor:
     """[B, 18] bool: the joint's true position projects inside the image (whether the detector found it or
     not): the joints a camera can see, the only ones the papers score."""
@@ -249,7 +276,7 @@ def markdown(results: dict[str, dict[str, dict[str, float]]], columns: tuple[str
             "|---|" + "---:|" * len(columns),
         ]
         for name, res in results.items():
-            cells = (f"{res[band][c]:.1f}" if c in res[band] else "–" for c in columns)
+            cells = (f"{res[band][c]:.1f}" if c in res.get(band, {}) else "–" for c in columns)
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

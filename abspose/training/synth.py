@@ -161,13 +161,19 @@ def retarget(
     idx = torch.tensor(sk.BONE_INDEX, device=dev)
     vec = poses[:, idx[:, 1]] - poses[:, idx[:, 0]]
     vec = vec / vec.norm(dim=-1, keepdim=True).clamp(min=1e-6) * lengths[..., None]
-    out = torch.zeros_like(poses)
-    out[:, sk.PELVIS] = poses[:, sk.PELVIS]
-    for k, (parent, child) in enumerate(sk.BONE_INDEX):  # 17 bones, parents before children
-        out[:, child] = out[:, parent] + vec[:, k]
+    out = forward_kinematics(poses[:, sk.PELVIS], vec)
     # the lowest foot stays where it was (on the floor when it was): longer legs must not sink into it
     out[..., 1] += (poses[:, _FEET, 1].amin(1) - out[:, _FEET, 1].amin(1))[:, None]
     return out, stature
+
+
+def forward_kinematics(root: torch.Tensor, bones: torch.Tensor) -> torch.Tensor:
+    """Joints [B, J, 3] from the pelvis [B, 3] and the parent → child vectors [B, 17, 3] (``sk.BONES`` order)."""
+    out = root.new_zeros(root.shape[0], sk.NUM_JOINTS, 3)
+    out[:, sk.PELVIS] = root
+    for k, (parent, child) in enumerate(sk.BONE_INDEX):  # 17 bones, parents before children
+        out[:, child] = out[:, parent] + bones[:, k]
+    return out
 
 
 def _mirror(bone: tuple[str, str]) -> tuple[str, str]:
@@ -180,12 +186,12 @@ def rot_y(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([c, z, s, z, o, z, -s, z, c], -1).view(-1, 3, 3)
 
 
-def _rot_x(a: torch.Tensor) -> torch.Tensor:
+def rot_x(a: torch.Tensor) -> torch.Tensor:
     c, s, z, o = torch.cos(a), torch.sin(a), torch.zeros_like(a), torch.ones_like(a)
     return torch.stack([o, z, z, z, c, -s, z, s, c], -1).view(-1, 3, 3)
 
 
-def _rot_z(a: torch.Tensor) -> torch.Tensor:
+def rot_z(a: torch.Tensor) -> torch.Tensor:
     c, s, z, o = torch.cos(a), torch.sin(a), torch.zeros_like(a), torch.ones_like(a)
     return torch.stack([c, -s, z, s, c, z, z, z, o], -1).view(-1, 3, 3)
 
@@ -231,7 +237,7 @@ def place_in_cameras(poses: torch.Tensor, cams: CameraRange, g: torch.Generator 
     # the pelvis lands at the target column
     shift = torch.stack([-dist * torch.sin(azimuth), -height, forward], -1)
     roll = torch.deg2rad(_rand((b,), -cams.roll, cams.roll, dev, g))
-    rot = _rot_z(roll) @ _rot_x(pitch)  # camera pitched down by `pitch`: the scene moves up in the image
+    rot = rot_z(roll) @ rot_x(pitch)  # camera pitched down by `pitch`: the scene moves up in the image
     cam = ground_to_camera(body, rot, shift)
     ok &= (cam[..., 2] > 0.2).all(-1)
     return cam, K, size, ok, rot, shift

@@ -24,6 +24,7 @@ from abspose import skeleton as sk
 from abspose.lifter import LOG_Z_OFFSET, Lifter, LifterConfig, LiftResult, features, focal
 from abspose.training.metrics import mpjpe, mrpe
 from abspose.training.noise2d import NoiseModel
+from abspose.training.postures import mixed
 from abspose.training.synth import Batch, CameraRange, DepthRange, project, synthesize
 
 
@@ -40,7 +41,14 @@ class TrainConfig:
     clean_2d: bool = False  # ablation: train without 2D noise
     depth: bool = True  # synthesize depth readouts for a share of the samples
     focal: tuple[float, float] = (300.0, 2000.0)
-    bf16: bool = True  # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs)
+    # share of each batch in postures the mocap lacks (sitting, kneeling, bending, ...; training.postures),
+    # drawn from a pool made once from the training poses (making them every step: +30 % time). Off in the
+    # shipped checkpoint: 0.2 at 22,500 fp32 steps helped bending people and cost standing ones (docs/lifter.md)
+    postures: float = 0.0
+    posture_pool: int = 200_000
+    # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs), where the device
+    # has native bf16 (bf16_is_fast); elsewhere fp32
+    bf16: bool = True
     # fused AdamW + denormal floats flushed to zero (the Adam moments of rarely driven weights decay into
     # denormals, which made late CPU steps up to 1.9x slower; docs/lifter.md). The shipped checkpoint is
     # trained with it (since 2026-12-05). Fused AdamW on CPU needs torch 2.4.
@@ -66,14 +74,26 @@ def flush_denormal(on: bool) -> Iterator[None]:
 
 
 def sample_batch(
-    poses: torch.Tensor, n: int, noise: NoiseModel, cams: CameraRange, depth: DepthRange | None, g: torch.Generator
+    poses: torch.Tensor,
+    n: int,
+    noise: NoiseModel,
+    cams: CameraRange,
+    depth: DepthRange | None,
+    g: torch.Generator,
+    made: torch.Tensor | None = None,
+    share: float = 0.0,
 ) -> Batch:
-    """At least ``n`` synthesized samples (drawn in rounds; synthesis drops undetectable ones)."""
+    """At least ``n`` synthesized samples (drawn in rounds; synthesis drops undetectable ones) of the
+    ``poses`` [N, 18, 3], a ``share`` of them drawn from the ``made`` postures [M, 18, 3] instead."""
     parts: list[Batch] = []
     have = 0
     while have < n:
         idx = torch.randint(poses.shape[0], (int(n * 3.5),), generator=g, device=poses.device)
-        b = synthesize(poses[idx], noise, cams, depth, g)
+        drawn = poses[idx]
+        k = round(share * len(idx)) if made is not None else 0
+        if k:
+            drawn[:k] = made[torch.randint(made.shape[0], (k,), generator=g, device=made.device)]
+        b = synthesize(drawn, noise, cams, depth, g)
         parts.append(b)
         have += len(b)
     cat = {k: torch.cat([getattr(p, k) for p in parts])[:n] for k in Batch.__dataclass_fields__}
@@ -125,6 +145,17 @@ def evaluate(model: Lifter, batch: Batch, use_depth: bool = False) -> dict[str, 
     }
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run natively on ``device``: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX.
+    Elsewhere autocast emulates them (an AVX2 CPU: 4.7 s per step instead of 0.10 s in fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private PyTorch query: absent means unknown, so no
+        return False
+
+
 def train(
     train_poses: torch.Tensor,
     val_poses: torch.Tensor,
@@ -144,6 +175,11 @@ def train(
     noise = NoiseModel.clean() if cfg.clean_2d else NoiseModel.default()
     cams = CameraRange(focal=cfg.focal)
     depth = DepthRange() if cfg.depth and cfg.model.depth_inputs else None
+    bf16 = cfg.bf16 and bf16_is_fast(dev)
+    if cfg.bf16 and not bf16:
+        log(
+            f"train-lifter: no native bfloat16 on {dev} ({torch.backends.cpu.get_cpu_capability()}): float32 throughout"
+        )
     model = Lifter(cfg.model).to(dev)
     with torch.no_grad():  # start the depth head near a typical person (Z/f of 3 m at 600 px)
         model.out.bias[0] = math.log(3.0 / 600) + LOG_Z_OFFSET if cfg.model.canonical else math.log(3.0) + 1.0
@@ -152,6 +188,11 @@ def train(
     )
     warmup = min(0.5, max(0.05, 2.0 / cfg.steps))  # at least 2 warm-up steps (short smoke runs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=warmup)
+    made = None
+    if cfg.postures > 0:
+        pool = min(cfg.posture_pool, cfg.steps * cfg.batch)  # short runs need fewer
+        pick = (torch.randint(len(train_poses), (pool,), generator=g, device=dev) for _ in "lu")
+        made = mixed(*(train_poses[i] for i in pick), g)
     val = validation_set(val_poses, 4096, cfg.seed + 1, NoiseModel.default(), CameraRange())
     start = time.time()
     bar = tqdm(range(cfg.steps), desc="train-lifter", disable=not progress, mininterval=2.0)
@@ -159,9 +200,9 @@ def train(
     with flush_denormal(cfg.fast_optimizer):
         for step in bar:
             model.train()
-            batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g)
+            batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g, made, cfg.postures)
             x, u, sigma = features(batch.keypoints, batch.mask, batch.K, batch.depth, model.cfg)
-            y = model.raw(x, bf16=cfg.bf16)
+            y = model.raw(x, bf16=bf16)
             res = model.decode(y, u, sigma, batch.K)
             terms = loss_terms(model, y, res, targets(batch, u, sigma), batch, cfg.loss)
             loss = sum(terms.values())

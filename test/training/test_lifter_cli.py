@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from abspose.training.postures import KINDS
+
 from conftest import DATA, data_path
 
 
@@ -48,8 +50,12 @@ def test_eval_lifter_prints_the_table(tmp_path):
         "**< 6 m, feet on the floor**",
         "**activity: standing / walking**",
         "**activity: athletic (feet off the floor)**",
+        *(f"**made posture: {kind} (from held-out clips)**" for kind in KINDS),
     ):
         assert band in r.stdout
+    # made postures are scored apart: only the models scored on them have numbers there
+    lying = r.stdout.split("**made posture: lying (from held-out clips)**")[1].split("**")[0]
+    assert "| lifter (shipped) | " in lying and "| lifter (shipped), clean 2D (diagnostic) | – |" in lying
     assert md.read_text().strip() == r.stdout.strip()
     # diagnostics: the same samples with fewer 2D errors are lifted better, and no outliers lies in between;
     # without flip averaging the same samples are lifted worse
