@@ -210,7 +210,6 @@ def _eval(args: argparse.Namespace) -> int:
     scored = partial(score, frame=True, contact=True)
     # postures the mocap lacks, made from the held-out clips: scored apart from the real poses
     sets = posture_sets(val, max(1, args.samples // 10), args.seed + 7, NoiseModel.default())
-    shipped = lifter_predictor(model)(batch)
     predictors = {
         "lifter (shipped)": lifter_predictor(model),
         "lifter (shipped) + ground plane (each camera's true floor; feet on it place the person)": ground_predictor(
@@ -218,7 +217,9 @@ def _eval(args: argparse.Namespace) -> int:
         ),
         "closed-form translation (Mehta) on the lifter's relative pose": baseline_predictor(model),
     }
-    results = {name: scored(p(batch), batch) | score_postures(p, sets) for name, p in predictors.items()}
+    preds = {name: p(batch) for name, p in predictors.items()}
+    results = {name: scored(preds[name], batch) | score_postures(p, sets) for name, p in predictors.items()}
+    shipped = preds["lifter (shipped)"]
     if args.diagnostics:  # the same samples without flip averaging; the same poses and cameras, other 2D errors
         model.flip_average = False
         results["lifter (shipped), no flip averaging (diagnostic)"] = scored(lifter_predictor(model)(batch), batch)

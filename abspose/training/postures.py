@@ -10,6 +10,7 @@ feet; every posture is set on the floor. Frame: the mocap world frame, metres, Y
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -31,7 +32,6 @@ FEET = [_BONE[f"{s}_ankle", f"{s}_foot"] for s in _SIDES]
 TRUNK = [_BONE["pelvis", "spine"], _BONE["spine", "neck"]]
 UPPER_ARMS = [_BONE[f"{s}_shoulder", f"{s}_elbow"] for s in _SIDES]
 FOREARMS = [_BONE[f"{s}_elbow", f"{s}_wrist"] for s in _SIDES]
-LOWER = HIPS + THIGHS + SHANKS + FEET + TRUNK  # in the heading frame
 UPPER = [_BONE["neck", "head"], *(_BONE["neck", f"{s}_shoulder"] for s in _SIDES), *UPPER_ARMS, *FOREARMS]
 _SIDE = torch.tensor([1.0, -1.0])  # +x is the person's left in the heading frame (x left, y up, z forward)
 
@@ -54,7 +54,7 @@ MAX_KNEE = 155.0  # degrees of knee flexion
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return torch.nn.functional.normalize(v, dim=-1)
 
 
 def _frame(left: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -139,8 +139,8 @@ class Posture:
 
     def copy(self) -> Posture:
         """Another posture of the same real poses, built on independently."""
-        other = object.__new__(Posture)
-        other.__dict__ = dict(self.__dict__, dirs=self.dirs.clone(), chest=self.chest.clone())
+        other = copy.copy(self)
+        other.dirs, other.chest = self.dirs.clone(), self.chest.clone()
         return other
 
     def deg(self, lo: float, hi: float, per_leg: bool = False) -> torch.Tensor:
@@ -315,8 +315,7 @@ def make(kind: str, lower_from: torch.Tensor, upper_from: torch.Tensor, g: torch
     joints = _MAKE[kind](p)
     joints = p.joints() if joints is None else joints
     if kind in STANDING:
-        joints = on_floor(joints)
-        joints = balance(joints)
+        joints = balance(joints)  # about the ankles: where the floor is does not matter yet
     return on_floor(joints)
 
 
