@@ -224,7 +224,7 @@ def train(
     metrics["train_seconds"] = time.time() - start
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        cfg_dict = asdict(cfg)
+        cfg_dict = asdict(cfg) | {"bf16": bf16}  # what ran: fp32 where the device has no native bf16
         model.half().save(out, {"train_config": cfg_dict, "noise_model": noise.as_dict(), "val": metrics})
         model.float()
     return model, metrics

@@ -1,5 +1,6 @@
 """Training: a short smoke run learns, is reproducible with a seed, and writes a loadable checkpoint."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -34,6 +35,8 @@ def test_smoke_run_learns_reproducibly_and_saves(splits, tmp_path):
         assert torch.equal(a, b), name
     loaded = Lifter.load(tmp_path / "a.safetensors")
     assert loaded.cfg.width == 64 and "val" in loaded.metadata
+    # the checkpoint records the precision that ran, not the one asked for
+    assert json.loads(loaded.metadata["train_config"])["bf16"] == bf16_is_fast(torch.device("cpu"))
 
 
 def test_ablation_switches_train(splits):
