@@ -3,8 +3,9 @@
 :func:`parse_tflite` turns a ``.tflite`` file into a JSON-able graph spec plus constant tensors, folding
 the weight-side ``DENSIFY`` (TFLite sparsity, CSR) and ``DEQUANTIZE`` (float16 storage) ops away. The
 spec and constants are what we save as safetensors; :class:`TFLiteGraph` runs them without TensorFlow or
-a TFLite runtime. Activations are NCHW-shaped and stored channels-last (NHWC memory, as TFLite's, which is
-what oneDNN and cuDNN run fastest); 4D outputs are returned NCHW-shaped, others as in TFLite.
+a TFLite runtime; a zero PAD before a convolution becomes the convolution's padding. Activations are
+NCHW-shaped and stored channels-last (NHWC memory, as TFLite's, which is what oneDNN and cuDNN run
+fastest); 4D outputs are returned NCHW-shaped, others as in TFLite.
 Supported ops are those of BlazePose's detector and landmark models (`SUPPORTED_OPS`).
 """
 
@@ -187,6 +188,31 @@ def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, 
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
 
+def _fold_pads(ops: list[dict], consts: dict[str, torch.Tensor]) -> list[dict]:
+    """``ops`` with each zero PAD of H and W only that feeds one VALID convolution alone turned into that
+    convolution's own padding (BlazePose pads before its stride-2 convolutions): no padded copy per layer."""
+    consumers: dict[str, list[int]] = {}
+    for k, op in enumerate(ops):
+        for i in op["in"]:
+            consumers.setdefault(i, []).append(k)
+    ops = list(ops)
+    for k, op in enumerate(ops):
+        users = consumers.get(op["out"][0], [])
+        if op["op"] != "PAD" or op["in"][1] not in consts or len(users) != 1:
+            continue
+        conv = ops[users[0]]
+        pads = consts[op["in"][1]].reshape(-1, 2).tolist()
+        if conv["op"] not in ("CONV_2D", "DEPTHWISE_CONV_2D") or conv["opt"].get("padding", 1) != 1:
+            continue
+        if len(pads) != 4 or pads[0] != [0, 0] or pads[3] != [0, 0] or conv["in"][0] != op["out"][0]:
+            continue
+        (t, b), (left, r) = pads[1], pads[2]
+        opt = {**conv["opt"], "folded_pad": (t, b, left, r)}
+        ops[users[0]] = {**conv, "in": [op["in"][0], *conv["in"][1:]], "opt": opt}
+        ops[k] = None
+    return [op for op in ops if op is not None]
+
+
 class TFLiteGraph(nn.Module):
     """A parsed TFLite graph as a torch module. ``forward(x)`` takes NCHW float input [B,C,H,W].
 
@@ -208,6 +234,7 @@ class TFLiteGraph(nn.Module):
                 ops.append(op)
                 needed |= set(op["in"])
         ops.reverse()
+        ops = _fold_pads(ops, consts)
         self._params = nn.ParameterDict()
         self._steps: list[Callable[[dict[str, torch.Tensor]], None]] = []
         for op in ops:
@@ -256,8 +283,8 @@ class TFLiteGraph(nn.Module):
         h, wd = self.shapes[x_id][1], self.shapes[x_id][2]
         if o.get("padding", 1) == 0:  # SAME
             (pt, pb), (pl, pr) = _same_pad(h, kh, sh, dh), _same_pad(wd, kw, sw, dw)
-        else:
-            pt = pb = pl = pr = 0
+        else:  # VALID, or the spatial padding of a PAD folded into it
+            pt, pb, pl, pr = o.get("folded_pad", (0, 0, 0, 0))
         symmetric = pt == pb and pl == pr
 
         def step(env: dict[str, torch.Tensor]) -> None:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from abspose.detect2d import crop_rois
+from abspose.models import tflite_graph
 from abspose.models.blazepose_weights import MODELS, find_tflite, load_graph
 from abspose.models.tflite_graph import GraphError, TFLiteGraph, _same_pad, parse_tflite
 
@@ -54,6 +55,18 @@ def test_pruning_drops_the_segmentation_head_but_keeps_outputs_equal():
         a, b = full(x), pruned(x)
     torch.testing.assert_close(b[0], a[0])
     torch.testing.assert_close(b[1], a[3])
+
+
+def test_pads_before_convolutions_fold_into_them_with_the_same_outputs(monkeypatch):
+    folded = load_graph("landmark", outputs=[0, 3])
+    monkeypatch.setattr(tflite_graph, "_fold_pads", lambda ops, consts: ops)
+    explicit = load_graph("landmark", outputs=[0, 3])
+    # BlazePose's five spatial PADs (each before a stride-2 convolution) are gone: no padded copies
+    assert len(explicit._steps) - len(folded._steps) == 5
+    x = real_input(256) / 255.0
+    with torch.inference_mode():
+        for a, b in zip(folded(x), explicit(x), strict=True):
+            assert torch.equal(a, b)
 
 
 def test_same_padding_matches_tensorflow_rules():
