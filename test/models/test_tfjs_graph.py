@@ -168,6 +168,30 @@ def test_float16_and_uint8_weights_and_a_padded_conv(tmp_path):
     torch.testing.assert_close(y, ref.relu().permute(0, 2, 3, 1), atol=1e-5, rtol=1e-5)
 
 
+def test_a_bias_added_after_a_plain_convolution_becomes_its_bias(tmp_path):
+    # ONNX exports (NanoDet) add each convolution's bias as a separate Add of a constant vector
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(1, 1, 3, 2)).astype(np.float32)
+    b = np.array([[[[0.5, -2.0]]]], np.float32)  # [1, 1, 1, C], as exported
+    nodes = [
+        {"name": "x", "op": "Placeholder", "attr": {}},
+        {"name": "w", "op": "Const"},
+        {"name": "b", "op": "Const"},
+        {"name": "conv", "op": "Conv2D", "input": ["x", "w"], "attr": {"padding": {"s": _b64("VALID")}}},
+        {"name": "add", "op": "Add", "input": ["conv", "b"]},
+        {"name": "y", "op": "Relu", "input": ["add"]},
+    ]
+    manifest = [
+        {"name": "w", "shape": [1, 1, 3, 2], "dtype": "float32"},
+        {"name": "b", "shape": [1, 1, 1, 2], "dtype": "float32"},
+    ]
+    spec, consts = parse_tfjs(_tiny_model(tmp_path, w.tobytes() + b.tobytes(), manifest, nodes))
+    assert [op["op"] for op in spec["ops"]] == ["_FusedConv2D", "Relu"]  # the Add went into the convolution
+    x = torch.from_numpy(rng.normal(size=(2, 4, 5, 3)).astype(np.float32))
+    ref = (x @ torch.from_numpy(w[0, 0]) + torch.from_numpy(b)).relu()
+    torch.testing.assert_close(TFJSGraph(spec, consts)(x)[0], ref, atol=1e-5, rtol=1e-5)
+
+
 def test_bad_graph_files_raise_graph_error_naming_the_problem(tmp_path):
     nodes = [{"name": "x", "op": "Placeholder"}, {"name": "y", "op": "Softplus", "input": ["x"]}]
     path = _tiny_model(tmp_path, b"", [], nodes)
