@@ -153,17 +153,20 @@ def test_the_second_lifter_pass_sees_only_the_readouts_fusion_accepted():
     """An occluder's readouts, rejected by the first fusion, must not reach the lifter as depth features: the
     second pass gets the readouts of the joints the first fusion used and NaN elsewhere. (Comparing with the
     same readouts made invalid is not the same test: dropping them moves the first fusion's median, and with
-    it which borderline joints count — the 2026-12-05 checkpoint flipped one on this made-up body.)"""
+    it which borderline joints count — the 2026-12-05 checkpoint flipped one on this made-up body.) The
+    readouts are those of the body where the lifter itself puts it, 5 % farther, so that how a checkpoint
+    places a made-up body does not decide whether depth is fused at all."""
     from abspose.fuse import lift_with_depth
     from abspose.lifter import Lifter
 
     _, kp, readout = _person(z=3.0)
     lifter = Lifter.load()
     confidence = torch.ones(1, sk.NUM_JOINTS)
-    wrong = [sk.JOINT_INDEX["left_wrist"], sk.JOINT_INDEX["right_knee"]]
-    occluded = replace(readout, surface=readout.surface.clone())
-    occluded.surface[0, wrong] -= 1.2  # something between the camera and the wrist and knee
     mono = lift(lifter, kp, confidence, K)
+    surface = mono.joints[..., 2] * 1.05 - RADIUS
+    wrong = [sk.JOINT_INDEX["left_wrist"], sk.JOINT_INDEX["right_knee"]]
+    occluded = replace(readout, surface=surface.clone())
+    occluded.surface[0, wrong] -= 1.2  # something between the camera and the wrist and knee
     first = fuse(mono.joints, mono.uncertainty, kp, K, occluded)
     used = first.source == SOURCE_FUSED
     assert not used[0, wrong].all() and used.sum() >= 10  # the occluder is caught, the body kept

@@ -21,7 +21,7 @@ ABLATIONS = {
     "no location/scale features": ({}, {"loc_scale": False}),
     "clean 2D training": ({"clean_2d": True}, {}),
     "L2 loss": ({"loss": "l2"}, {}),
-    "a fifth of each batch in made postures": ({"postures": 0.2}, {}),
+    "no made postures": ({"postures": 0.0}, {}),
     "canonical depth, trained at f 500–700": ({"focal": (500.0, 700.0)}, {}),
     "raw depth, trained at f 500–700": ({"focal": (500.0, 700.0)}, {"canonical": False}),
     # PoseLifter's setting: location and scale in pixels only, so the net cannot infer f from its inputs
