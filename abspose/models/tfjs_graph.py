@@ -199,9 +199,10 @@ def _fold_bias(ops: list[dict], consts: dict[str, torch.Tensor], outs: list[str]
         if n["op"] not in ("Conv2D", "DepthwiseConv2dNative") or n["in"][1] not in consts:
             continue
         out = n["name"] + ":0"
-        add = users.get(out, [None])[0]
-        if len(users.get(out, [])) != 1 or add["op"] not in ("Add", "AddV2", "BiasAdd") or add["name"] + ":0" in outs:
+        after = users.get(out, [])
+        if len(after) != 1 or after[0]["op"] not in ("Add", "AddV2", "BiasAdd") or after[0]["name"] + ":0" in outs:
             continue
+        add = after[0]
         bias = next((i for i in add["in"] if i != out), None)
         w = consts[n["in"][1]]
         channels = int(w.shape[3]) * (int(w.shape[2]) if n["op"] == "DepthwiseConv2dNative" else 1)
