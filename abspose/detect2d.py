@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
-from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, static_hw, views
+from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, static_hw
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -55,6 +55,8 @@ class Options:
     detector: str = "nanodet"
     min_person_score: float = 0.3  # NanoDet person score
     tiles: int = 2  # NanoDet: square tiles along the frame's long side besides the whole frame (0: none)
+    # ... run only where the whole frame shows an uncertain or a small person, or nobody sure (False: always)
+    adaptive_tiles: bool = True
     box_scale: float = 1.25  # landmark ROI side = box_scale x the box's long side, centred on the box
     min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
     duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
@@ -271,7 +273,11 @@ class BlazePose:
         self.people: PersonDetector | None = None
         self.detector: Any = None
         if self.options.detector == "nanodet":
-            opts = DetectorOptions(min_score=self.options.min_person_score, tiles=self.options.tiles)
+            opts = DetectorOptions(
+                min_score=self.options.min_person_score,
+                tiles=self.options.tiles,
+                adaptive_tiles=self.options.adaptive_tiles,
+            )
             self.people = PersonDetector(self.device, self.dtype, opts)
         else:
             self.detector = load_graph("detector", device=self.device).to(self.dtype)
@@ -349,9 +355,7 @@ class BlazePose:
         if self.people is None:
             raise ValueError("person_boxes needs detector='nanodet'")
         _, h, w = image.shape
-        rois = views(h, w, self.people.options.tiles, self.people.options.tile_overlap).to(self.device)
-        crops = self._crop(image, rois, INPUT_SIZE, "zeros", rgb8)
-        boxes, scores = self.people.run(crops, rois, h, w)
+        boxes, scores = self.people.detect(lambda rois: self._crop(image, rois, INPUT_SIZE, "zeros", rgb8), h, w)
         if self.options.max_people:
             boxes, scores = boxes[: self.options.max_people], scores[: self.options.max_people]
         return boxes, scores

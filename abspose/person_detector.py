@@ -1,7 +1,8 @@
 """Person boxes from NanoDet (COCO-80, class 0 = person) on the full frame and on overlapping tiles.
 
-Each view (the letterboxed frame, then square tiles for small and far people) is cropped to 416² and all
-views run as one batch. Per view: GFL box decoding (4 sides × 11 bins, distance = softmax · bin · stride
+Each view (the letterboxed frame, then square tiles for small and far people) is cropped to 416². The tiles
+run, as one batch, only where the whole frame shows a reason to look closer (an uncertain or a small
+person, or nobody sure). Per view: GFL box decoding (4 sides × 11 bins, distance = softmax · bin · stride
 from the cell centre), then greedy NMS over all views together; a box cut by a tile's edge is dropped when
 another view sees that person whole. Boxes are pixels of the input image: (x0, y0, x1, y1).
 """
@@ -9,6 +10,7 @@ another view sees that person whole. Boxes are pixels of the input image: (x0, y
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,11 @@ class DetectorOptions:
     tiles: int = 2  # tiles along the long side (0: full frame only); tile side = short side of the frame
     tile_overlap: float = 0.25  # minimum overlap between neighbouring tiles, fraction of the tile side
     min_height: float = 40.0  # px in the input image: smaller boxes are dropped (no usable landmarks)
+    # tiles only where the whole frame needs them (False: always): a box scored in [tile_score, min_score)
+    # (an uncertain person), a sure person shorter than tile_small x the frame's long side, or nobody sure
+    adaptive_tiles: bool = True
+    tile_score: float = 0.15
+    tile_small: float = 0.25
 
 
 def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
@@ -118,10 +125,12 @@ class PersonDetector:
             cells.append(torch.cat([centre, torch.full((n * n, 1), float(stride))], -1))
         self.cells = torch.cat(cells).to(device)  # [3549, 3]: cx, cy, stride in the 416 view
         self.bins = torch.arange(11, device=device, dtype=torch.float32)
+        self.views_run = 0  # views NanoDet saw on the last frame (1: the tiles were not needed)
 
     @torch.inference_mode()
-    def run(self, crops: torch.Tensor, rois: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """crops [V,3,416,416] RGB 0..255 of the views ``rois`` [V,4] (see :func:`views`) -> boxes, scores."""
+    def raw(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """crops [V,3,416,416] RGB 0..255 -> person scores [V,3549] and box sides [V,3549,4] (x0, y0, x1, y1
+        distances from each cell's centre, in strides)."""
         x = (crops.flip(1) - self.mean) / self.std
         outs = self.model(static_hw(x.to(self.dtype).contiguous()))
         by_shape = {tuple(o.shape[1:]): o.float() for o in outs}
@@ -130,10 +139,16 @@ class PersonDetector:
             n = (INPUT_SIZE // stride) ** 2
             scores.append(by_shape[(n, 80)][..., 0])
             dists.append(by_shape[(n, 44)])
-        score = torch.cat(scores, 1)  # [V, 3549]
-        dist = torch.cat(dists, 1).reshape(len(crops), -1, 4, 11).softmax(-1) @ self.bins  # [V, 3549, 4]
+        dist = torch.cat(dists, 1).reshape(len(crops), -1, 4, 11).softmax(-1) @ self.bins
+        return torch.cat(scores, 1), dist
+
+    def decode(
+        self, score: torch.Tensor, dist: torch.Tensor, rois: torch.Tensor, h: int, w: int, min_score: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Boxes [K,4] (pixels) and scores [K] ≥ ``min_score`` of :meth:`raw`'s outputs for the views ``rois``
+        [V,4], after NMS over all views."""
         opts = self.options
-        view, cell = torch.nonzero(score >= opts.min_score, as_tuple=True)
+        view, cell = torch.nonzero(score >= min_score, as_tuple=True)
         if len(view) == 0:
             return rois.new_zeros(0, 4), rois.new_zeros(0)
         c = self.cells[cell]
@@ -157,3 +172,28 @@ class PersonDetector:
         boxes, s, rank = boxes[tall], s[tall], rank[tall]
         keep = nms(boxes, rank, opts.nms_iou, cut[tall])
         return boxes[keep], s[keep]
+
+    def run(self, crops: torch.Tensor, rois: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """crops [V,3,416,416] RGB 0..255 of the views ``rois`` [V,4] (see :func:`views`) -> boxes, scores."""
+        return self.decode(*self.raw(crops), rois, h, w, self.options.min_score)
+
+    @torch.inference_mode()
+    def detect(self, crop: Callable[[torch.Tensor], torch.Tensor], h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Person boxes [K,4] (pixels) and scores [K] of an H x W frame; ``crop(rois)`` gives the 416² crops
+        [V,3,416,416] (RGB 0..255) of views [V,4]. The tiles run only where the whole frame needs them."""
+        opts = self.options
+        rois = views(h, w, opts.tiles, opts.tile_overlap).to(self.device)
+        self.views_run = len(rois)
+        if len(rois) == 1 or not opts.adaptive_tiles:
+            return self.run(crop(rois), rois, h, w)
+        self.views_run = 1
+        score, dist = self.raw(crop(rois[:1]))
+        boxes, s = self.decode(score, dist, rois[:1], h, w, min(opts.tile_score, opts.min_score))
+        sure = s >= opts.min_score
+        small = (boxes[:, 3] - boxes[:, 1]) < opts.tile_small * max(h, w)
+        if sure.any() and sure.all() and not small.any():
+            return boxes, s
+        self.views_run = len(rois)
+        more_score, more_dist = self.raw(crop(rois[1:]))
+        score, dist = torch.cat([score, more_score]), torch.cat([dist, more_dist])
+        return self.decode(score, dist, rois, h, w, opts.min_score)

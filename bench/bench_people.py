@@ -4,7 +4,8 @@ On the hand-labelled real images (test/fixtures/person_boxes.json) in three grou
 hold — ~1 (the mediapipe samples and the COCO skier), ~4 (the five TU/e robot frames), ~10 (the group photo
 and the five street frames) — each pipeline runs every image of a group in turn: ours with the detector on
 every frame (IMAGE) and in tracking mode (detector every 10th frame, people re-cropped from their
-landmarks; VIDEO), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
+landmarks; VIDEO), ours with the tiles on every frame as before 2026-12-06 (IMAGE, tiles always: the
+adaptive tiles' reference), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
 ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
 person found, and the ratio peer/ours (> 1: ours is faster).
 Run: ``python bench/bench_people.py [--rounds N] [--compile]``.
@@ -63,6 +64,7 @@ def main() -> int:
 
     labelled = [(lab, read_labelled_image(lab, DATA)) for lab in load_labels()]
     image = BlazePose("cpu", compile=args.compile)
+    always = BlazePose("cpu", options=Options(adaptive_tiles=False), compile=args.compile)
     track = BlazePose("cpu", options=Options(tracking=True, detect_every=10), compile=args.compile)
 
     def tasks(video: bool):
@@ -87,6 +89,7 @@ def main() -> int:
     # tracking rows: each image held for `rounds` frames (a scene at camera rate), the trackers reset between
     runs = {
         "ours IMAGE": ("ours", image, False),
+        "ours IMAGE, tiles always": ("ours", always, False),
         "mediapipe IMAGE": ("mp", tasks(False), False),
         "ours tracking": ("ours", track, True),
         "mediapipe VIDEO": ("mp", tasks(True), True),
@@ -119,7 +122,11 @@ def main() -> int:
             stats[name] = (ms, sum(hits))
         for name in runs:
             ms, hits = stats[name]
-            peer = {"ours IMAGE": "mediapipe IMAGE", "ours tracking": "mediapipe VIDEO"}.get(name)
+            peer = {
+                "ours IMAGE": "mediapipe IMAGE",
+                "ours IMAGE, tiles always": "mediapipe IMAGE",
+                "ours tracking": "mediapipe VIDEO",
+            }.get(name)
             ratio = f"{stats[peer][0] / ms:.2f}" if peer else ""
             per = f"{ms / max(hits / len(items), 1e-9):.1f}" if hits else "–"
             print(f"| {group} | {name} | {ms:.1f} | {hits}/{labelled_people} | {per} | {ratio} |")

@@ -65,6 +65,26 @@ def test_tiles_add_small_far_pedestrians(blazepose):
     assert small[0] >= 4 and small[2] >= small[0] + 4
 
 
+def test_tiles_run_only_where_the_whole_frame_needs_them(blazepose):
+    """A frame whose people the whole view boxes surely and large is not tiled, and loses nobody; a street
+    with small and uncertain pedestrians is tiled as before."""
+    data = data_path("images")
+    for key, tiled in (("coco_skier", False), ("mp_sitting", False), ("street_0", True), ("group", True)):
+        labels = next(lab for lab in load_labels() if lab.key == key)
+        img = read_labelled_image(labels, data.parent)
+        rgb = torch.from_numpy(img).permute(2, 0, 1).float()
+        adaptive = blazepose()
+        boxes, scores = adaptive.person_boxes(rgb, img)
+        always, _ = blazepose(adaptive_tiles=False).person_boxes(rgb, img)
+        assert (adaptive.people.views_run > 1) == tiled, key
+        if tiled:
+            torch.testing.assert_close(boxes, always)
+        else:  # the same people (a tile may nudge a box by a few pixels)
+            assert len(boxes) == len(always) >= 1
+            assert (iou(boxes.numpy().astype(np.float64), always.numpy().astype(np.float64)).max(1) > 0.9).all()
+            assert (scores >= 0.3).all()
+
+
 def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose):
     """compile=True compiles NanoDet too, at start-up, with a symbolic batch: a 4:3 frame (whole frame + 2
     tiles) and a square one (1 view) give eager's boxes without recompiling."""

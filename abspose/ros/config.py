@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "detector.model": "nanodet",  # person proposals: nanodet (boxes on the frame + tiles) or blazepose (mediapipe's)
     "detector.person_score": 0.3,  # nanodet: person box score threshold
     "detector.tiles": 2,  # nanodet: square tiles along the long side besides the whole frame (small, far people)
+    "detector.adaptive_tiles": True,  # ... only where the whole frame shows uncertain or small people (False: always)
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
@@ -246,6 +247,7 @@ def settings(params: dict[str, Any]) -> Settings:
         detector=p["detector.model"],
         min_person_score=p["detector.person_score"],
         tiles=p["detector.tiles"],
+        adaptive_tiles=p["detector.adaptive_tiles"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],
