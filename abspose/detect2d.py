@@ -57,6 +57,8 @@ class Options:
     tiles: int = 2  # NanoDet: square tiles along the frame's long side besides the whole frame (0: none)
     # ... run only where the whole frame shows an uncertain or a small person, or nobody sure (False: always)
     adaptive_tiles: bool = True
+    # px: the largest tile; a frame whose short side is larger gets rows of smaller tiles (<= 0: no limit)
+    tile_max: float = 960.0
     box_scale: float = 1.25  # landmark ROI side = box_scale x the box's long side, centred on the box
     min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
     duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
@@ -277,6 +279,7 @@ class BlazePose:
                 min_score=self.options.min_person_score,
                 tiles=self.options.tiles,
                 adaptive_tiles=self.options.adaptive_tiles,
+                tile_max=self.options.tile_max,
             )
             self.people = PersonDetector(self.device, self.dtype, opts)
         else:

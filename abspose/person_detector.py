@@ -33,6 +33,10 @@ class DetectorOptions:
     nms_iou: float = 0.5  # boxes overlapping more are one person
     tiles: int = 2  # tiles along the long side (0: full frame only); tile side = short side of the frame
     tile_overlap: float = 0.25  # minimum overlap between neighbouring tiles, fraction of the tile side
+    # px: the largest tile side (<= 0: no limit); a frame whose short side is larger gets rows of smaller
+    # tiles, so that NanoDet sees no tile coarser than 416 / tile_max (the labelled frames' short sides reach
+    # 958 px: at larger ones, a far person shrank below what it finds; docs/detect2d.md)
+    tile_max: float = 960.0
     min_height: float = 40.0  # px in the input image: smaller boxes are dropped (no usable landmarks)
     # tiles only where the whole frame needs them (False: always): a box scored in [tile_score, min_score)
     # (an uncertain person), a sure person shorter than tile_small x the frame's long side, or nobody sure
@@ -41,15 +45,20 @@ class DetectorOptions:
     tile_small: float = 0.25
 
 
-def views(h: int, w: int, tiles: int, overlap: float) -> torch.Tensor:
-    """Square views [V, 4] (cx, cy, side px, 0): the whole frame letterboxed, then ``tiles`` squares of the
-    frame's short side along its long side, evenly spaced, overlapping at least ``overlap``·side."""
+def views(h: int, w: int, tiles: int, overlap: float, tile_max: float = math.inf) -> torch.Tensor:
+    """Square views [V, 4] (cx, cy, side px, 0): the whole frame letterboxed, then tiles: squares of the
+    frame's short side along its long side, or, where that side exceeds ``tile_max`` px, the fewest rows of
+    squares at most ``tile_max`` px that span it; evenly spaced, neighbours overlapping at least
+    ``overlap``·side, at least ``tiles`` of them along the long side."""
     out = [[w / 2, h / 2, float(max(h, w)), 0.0]]
     long_side, short = max(h, w), min(h, w)
-    if tiles > 0 and long_side > short * 1.05:
-        n = max(tiles, math.ceil((long_side - short * overlap) / (short * (1 - overlap))))
-        for centre in np.linspace(short / 2, long_side - short / 2, n):
-            out.append([centre, h / 2, short, 0.0] if w >= h else [w / 2, centre, short, 0.0])
+    rows = max(1, math.ceil((short / tile_max - overlap) / (1 - overlap) - 1e-9)) if tile_max > 0 else 1
+    side = short / (rows - (rows - 1) * overlap)
+    if tiles > 0 and long_side > side * 1.05:
+        n = max(tiles, math.ceil((long_side - side * overlap) / (side * (1 - overlap))))
+        along = np.linspace(side / 2, long_side - side / 2, n)
+        across = np.linspace(side / 2, short - side / 2, rows)
+        out += [[a, b, side, 0.0] if w >= h else [b, a, side, 0.0] for b in across for a in along]
     return torch.tensor(out, dtype=torch.float32)
 
 
@@ -182,7 +191,7 @@ class PersonDetector:
         """Person boxes [K,4] (pixels) and scores [K] of an H x W frame; ``crop(rois)`` gives the 416² crops
         [V,3,416,416] (RGB 0..255) of views [V,4]. The tiles run only where the whole frame needs them."""
         opts = self.options
-        rois = views(h, w, opts.tiles, opts.tile_overlap).to(self.device)
+        rois = views(h, w, opts.tiles, opts.tile_overlap, opts.tile_max).to(self.device)
         self.views_run = len(rois)
         if len(rois) == 1 or not opts.adaptive_tiles:
             return self.run(crop(rois), rois, h, w)

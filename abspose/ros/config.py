@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "detector.person_score": 0.3,  # nanodet: person box score threshold
     "detector.tiles": 2,  # nanodet: square tiles along the long side besides the whole frame (small, far people)
     "detector.adaptive_tiles": True,  # ... only where the whole frame shows uncertain or small people (False: always)
+    "detector.tile_max": 960.0,  # px: largest tile; larger frames get rows of smaller tiles (0: no limit)
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
@@ -102,6 +103,7 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "detector.min_score": _UNIT,
     "detector.person_score": _UNIT,
     "detector.tiles": (0, 8, False),
+    "detector.tile_max": _ANY,
     "detector.max_people": _ANY,
     "detector.detect_every": _ANY,
     "min_keypoint_confidence": _UNIT,
@@ -248,6 +250,7 @@ def settings(params: dict[str, Any]) -> Settings:
         min_person_score=p["detector.person_score"],
         tiles=p["detector.tiles"],
         adaptive_tiles=p["detector.adaptive_tiles"],
+        tile_max=p["detector.tile_max"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],

@@ -51,6 +51,7 @@ REACH: dict[str, tuple[Any, tuple]] = {
     "detector.person_score": (0.6, settings("pipeline.detector.min_person_score")),
     "detector.tiles": (0, settings("pipeline.detector.tiles")),
     "detector.adaptive_tiles": (False, settings("pipeline.detector.adaptive_tiles")),
+    "detector.tile_max": (640.0, settings("pipeline.detector.tile_max")),
     "detector.min_score": (0.7, settings("pipeline.detector.min_detection_score")),
     "detector.max_people": (2, settings("pipeline.detector.max_people")),
     "detector.reuse_rois": (False, settings("pipeline.detector.tracking")),
