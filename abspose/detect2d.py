@@ -32,6 +32,7 @@ from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector,
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
+LANDMARK_BATCH = 16  # crops per landmark-model call
 NUM_LANDMARKS = 33  # body landmarks; the model outputs 39 (33, 34: hip centre and scale point for ROIs)
 
 
@@ -407,7 +408,9 @@ class BlazePose:
         crops = self._crop(image, rois, LANDMARK_SIZE, "replicate", rgb8) / 255.0
         if boxes is not None and self.options.mask_margin >= 0:
             crops = _mask_outside(crops, rois, boxes, self.options.mask_margin, self.options.mask_value)
-        raw, flag, heatmap, world = (t.float() for t in self.landmark(self._static_hw(crops)))
+        # in chunks of LANDMARK_BATCH crops: a crowd of a large frame's people in bounded memory
+        outs = [self.landmark(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
+        raw, flag, heatmap, world = (torch.cat([o[i] for o in outs]).float() for i in range(4))
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(
             raw[..., :2] / LANDMARK_SIZE, heatmap, self.options.refine_kernel, self.options.refine_min_confidence

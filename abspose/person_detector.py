@@ -19,6 +19,7 @@ import torch
 from abspose.models.human_models import load_graph
 
 INPUT_SIZE = 416
+BATCH = 8  # views per NanoDet call: a large frame's many tiles run in chunks (bounded memory)
 STRIDES = (8, 16, 32)
 # NanoDet's input normalization (BGR order), not in the graph
 MEAN_BGR = (103.53, 116.28, 123.675)
@@ -151,6 +152,11 @@ class PersonDetector:
         dist = torch.cat(dists, 1).reshape(len(crops), -1, 4, 11).softmax(-1) @ self.bins
         return torch.cat(scores, 1), dist
 
+    def raw_views(self, crop: Callable[[torch.Tensor], torch.Tensor], rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """:meth:`raw` of the views ``rois`` [V,4] cropped by ``crop``, ``BATCH`` views at a time."""
+        outs = [self.raw(crop(chunk)) for chunk in rois.split(BATCH)]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+
     def decode(
         self, score: torch.Tensor, dist: torch.Tensor, rois: torch.Tensor, h: int, w: int, min_score: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +200,7 @@ class PersonDetector:
         rois = views(h, w, opts.tiles, opts.tile_overlap, opts.tile_max).to(self.device)
         self.views_run = len(rois)
         if len(rois) == 1 or not opts.adaptive_tiles:
-            return self.run(crop(rois), rois, h, w)
+            return self.decode(*self.raw_views(crop, rois), rois, h, w, opts.min_score)
         self.views_run = 1
         score, dist = self.raw(crop(rois[:1]))
         boxes, s = self.decode(score, dist, rois[:1], h, w, min(opts.tile_score, opts.min_score))
@@ -203,6 +209,6 @@ class PersonDetector:
         if sure.any() and sure.all() and not small.any():
             return boxes, s
         self.views_run = len(rois)
-        more_score, more_dist = self.raw(crop(rois[1:]))
+        more_score, more_dist = self.raw_views(crop, rois[1:])
         score, dist = torch.cat([score, more_score]), torch.cat([dist, more_dist])
         return self.decode(score, dist, rois, h, w, opts.min_score)

@@ -164,6 +164,19 @@ def test_8000_px_image_scales_the_result(frame, blazepose):
     assert np.median(d) < 0.02 * float(large.rois[0, 2])
 
 
+def test_landmark_crops_in_chunks_give_the_landmarks_of_one_batch(blazepose, monkeypatch):
+    """The landmark model takes LANDMARK_BATCH crops per call (a large crowd in bounded memory)."""
+    from abspose import detect2d
+
+    group = read_rgb(data_path("images", "tue_people_recognition", "example_group_photo.jpg"))
+    model = blazepose(detector="nanodet")
+    whole = model(group)
+    assert len(whole) >= 9
+    monkeypatch.setattr(detect2d, "LANDMARK_BATCH", 2)
+    chunked = model(group)
+    torch.testing.assert_close(chunked.landmarks, whole.landmarks, atol=1e-2, rtol=0)  # px
+
+
 def test_tracking_mode_reuses_rois_and_skips_the_detector(blazepose):
     model = blazepose(tracking=True, detect_every=100)
     frames = [read_rgb(data_path("rgbd", "tue_hero", "frames", f"{s}_rgb.png")) for s in TUE_FRAMES]

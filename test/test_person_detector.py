@@ -138,6 +138,22 @@ def test_rows_of_tiles_keep_far_people_in_large_frames(blazepose):
     assert scores[0.0].recall <= scores[960.0].recall - 0.1
 
 
+def test_views_in_chunks_give_the_boxes_of_one_batch(blazepose, monkeypatch):
+    """A large frame's tiles run BATCH views per NanoDet call (memory); the boxes are those of one batch."""
+    from abspose import person_detector
+
+    labels = next(lab for lab in load_labels() if lab.key == "street_0")
+    img = read_labelled_image(labels, data_path("images").parent)
+    rgb = torch.from_numpy(img).permute(2, 0, 1).float()
+    model = blazepose(adaptive_tiles=False)
+    boxes, scores = model.person_boxes(rgb, img)
+    assert model.people.views_run == 4
+    monkeypatch.setattr(person_detector, "BATCH", 1)
+    chunked, chunked_scores = model.person_boxes(rgb, img)
+    torch.testing.assert_close(chunked, boxes, atol=1e-3, rtol=0)
+    torch.testing.assert_close(chunked_scores, scores, atol=1e-5, rtol=0)
+
+
 def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose):
     """compile=True compiles NanoDet too, at start-up, with a symbolic batch: a 4:3 frame (whole frame + 2
     tiles) and a square one (1 view) give eager's boxes without recompiling."""
