@@ -49,10 +49,12 @@ class DetectorOptions:
 def views(h: int, w: int, tiles: int, overlap: float, tile_max: float = math.inf) -> torch.Tensor:
     """Square views [V, 4] (cx, cy, side px, 0): the whole frame letterboxed, then tiles: squares of the
     frame's short side along its long side, or, where that side exceeds ``tile_max`` px, the fewest rows of
-    squares at most ``tile_max`` px that span it; evenly spaced, neighbours overlapping at least
-    ``overlap``·side, at least ``tiles`` of them along the long side."""
+    squares at most ``tile_max`` px (at least half the model input: finer tiles only upsample) that span it;
+    evenly spaced, neighbours overlapping at least ``overlap``·side, at least ``tiles`` of them along the long
+    side."""
     out = [[w / 2, h / 2, float(max(h, w)), 0.0]]
     long_side, short = max(h, w), min(h, w)
+    tile_max = max(tile_max, INPUT_SIZE / 2) if tile_max > 0 else 0.0
     rows = max(1, math.ceil((short / tile_max - overlap) / (1 - overlap) - 1e-9)) if tile_max > 0 else 1
     side = short / (rows - (rows - 1) * overlap)
     if tiles > 0 and long_side > side * 1.05:
@@ -116,7 +118,7 @@ def nms(
 
 
 class PersonDetector:
-    """NanoDet person boxes on any torch device: :meth:`run` on the crops of :func:`views`."""
+    """NanoDet person boxes on any torch device: :meth:`detect` on the crops of :func:`views`."""
 
     def __init__(
         self, device: torch.device, dtype: torch.dtype = torch.float32, options: DetectorOptions | None = None
@@ -187,10 +189,6 @@ class PersonDetector:
         boxes, s, rank = boxes[tall], s[tall], rank[tall]
         keep = nms(boxes, rank, opts.nms_iou, cut[tall])
         return boxes[keep], s[keep]
-
-    def run(self, crops: torch.Tensor, rois: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """crops [V,3,416,416] RGB 0..255 of the views ``rois`` [V,4] (see :func:`views`) -> boxes, scores."""
-        return self.decode(*self.raw(crops), rois, h, w, self.options.min_score)
 
     @torch.inference_mode()
     def detect(self, crop: Callable[[torch.Tensor], torch.Tensor], h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:

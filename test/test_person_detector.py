@@ -43,6 +43,7 @@ def test_large_frames_get_rows_of_tiles_no_larger_than_tile_max():
     assert np.allclose(views(2160, 3840, 2, 0.25, 960)[1:, 2], 864) and len(views(2160, 3840, 2, 0.25, 960)) == 19
     assert views(853, 1280, 2, 0.25, 960)[1:, 2].tolist() == [853, 853]
     assert views(1080, 1920, 2, 0.25, 0)[1:, 2].tolist() == [1080] * 3 == views(1080, 1920, 2, 0.25)[1:, 2].tolist()
+    assert len(views(1080, 1920, 2, 0.25, 1.0)) == len(views(1080, 1920, 2, 0.25, 208))  # no tiles below 208 px
     # a portrait frame: the rows run down its height
     portrait = views(1920, 1080, 2, 0.25, 960)[1:]
     assert len(portrait) == 8 and len(np.unique(portrait[:, 0])) == 2
