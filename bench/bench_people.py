@@ -7,8 +7,10 @@ every frame (IMAGE) and in tracking mode (detector every 10th frame, people re-c
 landmarks; VIDEO), ours with the tiles on every frame as before 2026-12-06 (IMAGE, tiles always: the
 adaptive tiles' reference), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
 ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
-person found, and the ratio peer/ours (> 1: ours is faster).
-Run: ``python bench/bench_people.py [--rounds N] [--compile]``.
+person found, and the ratio peer/ours (> 1: ours is faster). ``--large`` adds frames 2, 3 and 4 times the
+street frames' size (mosaics of them: the same people at their own pixel size), ours with rows of tiles of at
+most 960 px (the default) against tiles of the short side (``tile_max=0``), and mediapipe.
+Run: ``python bench/bench_people.py [--rounds N] [--compile] [--large]``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=10, help="passes over each group's images (frames per image)")
     ap.add_argument("--compile", action="store_true", help="torch.compile NanoDet and the landmark model (~2 min)")
+    ap.add_argument("--large", action="store_true", help="also 1920x1080 to 3840x2160 frames (mosaics)")
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"bench: {DATA} not found (needs ../shared/data beside the repository)")
@@ -60,7 +63,7 @@ def main() -> int:
     import mediapipe as mp
 
     from abspose.detect2d import BlazePose, Options
-    from abspose.training.people_recall import load_labels, read_labelled_image
+    from abspose.training.people_recall import load_labels, mosaic, read_labelled_image
 
     labelled = [(lab, read_labelled_image(lab, DATA)) for lab in load_labels()]
     image = BlazePose("cpu", compile=args.compile)
@@ -130,6 +133,24 @@ def main() -> int:
             ratio = f"{stats[peer][0] / ms:.2f}" if peer else ""
             per = f"{ms / max(hits / len(items), 1e-9):.1f}" if hits else "–"
             print(f"| {group} | {name} | {ms:.1f} | {hits}/{labelled_people} | {per} | {ratio} |")
+    if args.large:
+        street = [(lab, img) for lab, img in labelled if lab.key.startswith("street")]
+        coarse = BlazePose("cpu", options=Options(tile_max=0.0), compile=args.compile)
+        large = {"ours IMAGE": ("ours", image), "ours IMAGE, tiles of the short side": ("ours", coarse)}
+        large["mediapipe IMAGE"] = runs["mediapipe IMAGE"][:2]
+        print("\n| frame | pipeline | ms/frame (median) | people found / labelled | ms per person found | peer/ours |")
+        print("|---|---|---|---|---|---|")
+        for n in (2, 3, 4):
+            img, lab = mosaic(street, n)
+            stats = {}
+            for name, (kind, model) in large.items():
+                times = [run_and_score(kind, model, img, lab) for _ in range(args.rounds)]
+                stats[name] = (statistics.median(t for t, _ in times), times[-1][1])
+            for name, (ms, hits) in stats.items():
+                ratio = f"{stats['mediapipe IMAGE'][0] / ms:.2f}" if name != "mediapipe IMAGE" else ""
+                per = f"{ms / hits:.1f}" if hits else "–"
+                frame = f"{img.shape[1]}x{img.shape[0]} ({n}x{n} street frames)"
+                print(f"| {frame} | {name} | {ms:.1f} | {hits}/{len(lab.visible)} | {per} | {ratio} |")
     return 0
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
 from abspose.person_detector import nms, views
-from abspose.training.people_recall import iou, load_labels, read_labelled_image, score_image
+from abspose.training.people_recall import iou, load_labels, mosaic, read_labelled_image, score_image
 
 from conftest import data_path
 
@@ -112,22 +110,11 @@ def test_rows_of_tiles_keep_far_people_in_large_frames(blazepose):
     tiles of its 1620-px short side shrink them 3.9x for NanoDet; rows of tiles of at most 960 px do not."""
     from abspose.detect2d import _keypoint_boxes
 
-    data = data_path("images")
-    street = [lab for lab in load_labels() if lab.key.startswith("street")]
-    frames = [read_labelled_image(lab, data.parent) for lab in street]
-    h, w = frames[0].shape[:2]
-    big = np.zeros((3 * h, 3 * w, 3), np.uint8)
-    people = []
-    for k in range(9):
-        (r, c), i = divmod(k, 3), k % len(street)
-        big[r * h : (r + 1) * h, c * w : (c + 1) * w] = frames[i]
-        people.append((street[i].visible, street[i].partial, np.array([c * w, r * h] * 2, float)))
-    labels = dataclasses.replace(
-        street[0],
-        key="street_mosaic",
-        visible=np.concatenate([v + off for v, _, off in people]),
-        partial=np.concatenate([p + off for _, p, off in people]),
+    data = data_path("images").parent
+    big, labels = mosaic(
+        [(lab, read_labelled_image(lab, data)) for lab in load_labels() if lab.key.startswith("street")], 3
     )
+    assert big.shape == (1620, 2880, 3) and len(labels.visible) == 47
     scores = {}
     for tile_max in (960.0, 0.0):
         poses = blazepose(tile_max=tile_max)(big)

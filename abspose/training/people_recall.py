@@ -13,6 +13,7 @@ the fixture itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,24 @@ def read_labelled_image(labels: Labels, data: Path) -> np.ndarray:
     if bgr is None:
         raise OSError(f"{data / labels.path}: cannot read image/frame {labels.frame}")
     return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def mosaic(images: list[tuple[Labels, np.ndarray]], n: int) -> tuple[np.ndarray, Labels]:
+    """An n x n grid of labelled images of one size (cycled when fewer than n²), with their labels moved
+    along: the same real people at their own pixel size in an n times larger frame (a large-frame test)."""
+    first, (h, w) = images[0][0], images[0][1].shape[:2]
+    grid = np.zeros((n * h, n * w, 3), np.uint8)
+    moved: dict[str, list[np.ndarray]] = {"visible": [], "partial": [], "objects": []}
+    for k in range(n * n):
+        labels, part = images[k % len(images)]
+        (r, c), offset = divmod(k, n), np.array([k % n * w, k // n * h] * 2, np.float64)
+        if part.shape[:2] != (h, w):
+            raise ValueError(f"{labels.key}: {part.shape[:2]} is not the size of {first.key}, {(h, w)}")
+        grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = part
+        for name, boxes in moved.items():
+            boxes.append(getattr(labels, name) + offset)
+    joined = {name: np.concatenate(boxes) for name, boxes in moved.items()}
+    return grid, dataclasses.replace(first, key=f"{first.key}_mosaic{n}", **joined)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

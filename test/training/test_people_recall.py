@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from abspose.training.people_recall import Labels, Score, load_labels, read_labelled_image, score_image
+from abspose.training.people_recall import Labels, Score, load_labels, mosaic, read_labelled_image, score_image
 
 from conftest import data_path
 
@@ -16,6 +17,18 @@ NONE = np.zeros((0, 4))
 
 def _labels(visible=THREE, partial=NONE, objects=NONE, min_height=0.0) -> Labels:
     return Labels("x", "x.png", None, visible, partial, objects, min_height)
+
+
+def test_mosaic_moves_each_image_s_labels_with_it():
+    a = _labels(visible=np.array([[1.0, 2, 5, 9]]))
+    b = _labels(visible=np.zeros((0, 4)), partial=np.array([[0.0, 0, 4, 4]]))
+    img_a, img_b = np.full((10, 20, 3), 1, np.uint8), np.full((10, 20, 3), 2, np.uint8)
+    grid, labels = mosaic([(a, img_a), (b, img_b)], 2)  # a b / a b: cycled
+    assert grid.shape == (20, 40, 3) and grid[0, 0, 0] == 1 and grid[0, 20, 0] == 2 and grid[10, 0, 0] == 1
+    assert labels.visible.tolist() == [[1, 2, 5, 9], [1, 12, 5, 19]]
+    assert labels.partial.tolist() == [[20, 0, 24, 4], [20, 10, 24, 14]]
+    with pytest.raises(ValueError, match="not the size"):
+        mosaic([(a, img_a), (b, np.zeros((11, 20, 3), np.uint8))], 2)
 
 
 def test_scoring_rule():
