@@ -61,6 +61,16 @@ class Options:
     # px: the largest tile; a frame whose short side is larger gets rows of smaller tiles (<= 0: no limit)
     tile_max: float = 960.0
     box_scale: float = 1.25  # landmark ROI side = box_scale x the box's long side, centred on the box
+    # nanodet: BlazePose's own detector on each person box at least orient_aspect as wide as tall (a standing
+    # person's box is narrower; a lying or fallen one's is not), on a square of orient_crop x its long side,
+    # gives the body's rotation (hip centre -> head); a person it finds (score >= orient_score) turned more
+    # than orient_angle degrees from upright gets that detection's rotated ROI, the others the box's upright
+    # one (docs/detect2d.md: people lying or turned)
+    orient: bool = True
+    orient_aspect: float = 0.7
+    orient_crop: float = 1.5
+    orient_angle: float = 45.0
+    orient_score: float = 0.8
     min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
     duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
     duplicate_share: float = 0.4  # ... or when this share of their landmarks coincide
@@ -283,7 +293,7 @@ class BlazePose:
                 tile_max=self.options.tile_max,
             )
             self.people = PersonDetector(self.device, self.dtype, opts)
-        else:
+        if self.people is None or self.options.orient:
             self.detector = load_graph("detector", device=self.device).to(self.dtype)
         # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
         landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device)
@@ -309,7 +319,7 @@ class BlazePose:
         # every instance adds graphs to dynamo's cache of the one graph-module forward; past its limit (8) a
         # further instance (another camera, a benchmark's second pipeline) would silently run eagerly
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        detector = torch.compile(self.detector, dynamic=False) if self.detector is not None else None
+        detector = torch.compile(self.detector, dynamic=None) if self.detector is not None else None
         people = torch.compile(self.people.model, dynamic=None) if self.people is not None else None
         landmark = torch.compile(self.landmark, dynamic=None)
         if self.device.type == "cpu":  # measured on CPUs only; other devices keep inductor's defaults
@@ -317,8 +327,9 @@ class BlazePose:
             people = _frozen(people) if people is not None else None
         try:
             with torch.inference_mode():
-                if detector is not None:
-                    detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
+                for n in (1, 2) if self.people is not None else (1,):  # with NanoDet: a crop per person box
+                    if detector is not None:
+                        detector(self._static_hw(torch.zeros(n, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
                 for n in (1, 2):
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
                     if people is not None:
@@ -371,12 +382,39 @@ class BlazePose:
         return torch.cat([centre, side[:, None], torch.zeros_like(side)[:, None]], -1)
 
     @torch.inference_mode()
+    def oriented_rois(self, image: torch.Tensor, boxes: torch.Tensor, rgb8: np.ndarray | None = None) -> torch.Tensor:
+        """Landmark ROIs [P,4] (cx, cy, side, angle) for person boxes [P,4] in image [3,H,W] (0..255): the box's
+        upright ROI, or, for a box at least ``orient_aspect`` as wide as tall where BlazePose's detector finds
+        the body turned more than ``orient_angle`` from upright, that detection's ROI (mediapipe's: hip
+        centre, rotation to the head)."""
+        rois = self.rois_from_boxes(boxes)
+        size = boxes[:, 2:] - boxes[:, :2]
+        wide = torch.nonzero(size[:, 0] >= self.options.orient_aspect * size[:, 1])[:, 0]
+        if not self.options.orient or self.detector is None or len(wide) == 0:
+            return rois
+        centre, side = rois[wide, :2], size[wide].amax(-1) * self.options.orient_crop
+        squares = torch.cat([centre, side[:, None], torch.zeros_like(side)[:, None]], -1)
+        crops = self._crop(image, squares, DETECTOR_SIZE, "zeros", rgb8) / 127.5 - 1.0
+        outs = [self.detector(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
+        raw = torch.cat([o[0] for o in outs]).float() / DETECTOR_SIZE
+        score = torch.sigmoid(torch.cat([o[1] for o in outs])[..., 0].float().clamp(-100, 100))
+        best = score.argmax(-1)  # each box's surest detection: the person the box is around
+        row = torch.arange(len(wide), device=self.device)
+        points = raw[row, best, 4:8].reshape(-1, 2, 2) + self.anchors[best][:, None]  # normalized in the square
+        points = (points - 0.5) * side[:, None, None] + centre[:, None]
+        turned = _rois_from_points(points[:, 0], points[:, 1], self.options.roi_scale)
+        use = score[row, best] >= self.options.orient_score
+        use &= turned[:, 3].abs() > math.radians(self.options.orient_angle)
+        rois[wide[use]] = turned[use]
+        return rois
+
+    @torch.inference_mode()
     def detect_people(self, image: torch.Tensor, rgb8: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Person proposals on image [3,H,W] (0..255): (rois [P,4] pixels, scores [P]). ``rgb8``: the same
         frame as HxWx3 uint8, if the caller has it (spares the OpenCV crop a conversion)."""
         if self.people is not None:
             boxes, scores = self.person_boxes(image, rgb8)
-            return self.rois_from_boxes(boxes), scores
+            return self.oriented_rois(image, boxes, rgb8), scores
         _, h, w = image.shape
         side = float(max(h, w))
         letterbox = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device)
@@ -454,7 +492,7 @@ class BlazePose:
         if run_detector:
             if self.people is not None:
                 new_boxes, new_scores = self.person_boxes(rgb, rgb8)
-                new_rois = self.rois_from_boxes(new_boxes)
+                new_rois = self.oriented_rois(rgb, new_boxes, rgb8)
                 match = _match_boxes(boxes, new_boxes, opts.track_iou)  # a tracked person takes its new box
                 boxes = torch.where((match >= 0)[:, None], new_boxes[match.clamp(min=0)], boxes)
                 boxed = match >= 0

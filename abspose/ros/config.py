@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "detector.tiles": 2,  # nanodet: square tiles along the long side besides the whole frame (small, far people)
     "detector.adaptive_tiles": True,  # ... only where the whole frame shows uncertain or small people (False: always)
     "detector.tile_max": 960.0,  # px: largest tile; larger frames get rows of smaller tiles (0: no limit)
+    "detector.orient": True,  # nanodet: lying / turned people get rotated crops (BlazePose's detector on wide boxes)
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
@@ -251,6 +252,7 @@ def settings(params: dict[str, Any]) -> Settings:
         tiles=p["detector.tiles"],
         adaptive_tiles=p["detector.adaptive_tiles"],
         tile_max=p["detector.tile_max"],
+        orient=p["detector.orient"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],
