@@ -319,7 +319,9 @@ class BlazePose:
         # every instance adds graphs to dynamo's cache of the one graph-module forward; past its limit (8) a
         # further instance (another camera, a benchmark's second pipeline) would silently run eagerly
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        detector = torch.compile(self.detector, dynamic=None) if self.detector is not None else None
+        # BlazePose's detector in mediapipe's pipeline; beside NanoDet it only orients wide boxes, now and then, and
+        # stays eager (compiling it for a varying batch took 58 s more at start-up on a 2-core CPU)
+        detector = torch.compile(self.detector, dynamic=False) if self.people is None else None
         people = torch.compile(self.people.model, dynamic=None) if self.people is not None else None
         landmark = torch.compile(self.landmark, dynamic=None)
         if self.device.type == "cpu":  # measured on CPUs only; other devices keep inductor's defaults
@@ -327,9 +329,8 @@ class BlazePose:
             people = _frozen(people) if people is not None else None
         try:
             with torch.inference_mode():
-                for n in (1, 2) if self.people is not None else (1,):  # with NanoDet: a crop per person box
-                    if detector is not None:
-                        detector(self._static_hw(torch.zeros(n, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
+                if detector is not None:
+                    detector(self._static_hw(torch.zeros(1, 3, DETECTOR_SIZE, DETECTOR_SIZE, device=self.device)))
                 for n in (1, 2):
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
                     if people is not None:
@@ -339,7 +340,8 @@ class BlazePose:
         except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
             self.compile_error = f"torch.compile failed, running eagerly: {type(exc).__name__}: {exc}"
             return
-        self.detector, self.landmark, self.compiled = detector, landmark, True
+        self.detector = detector if detector is not None else self.detector
+        self.landmark, self.compiled = landmark, True
         if self.people is not None:
             self.people.model = people
 
