@@ -383,6 +383,17 @@ class BlazePose:
         side = (boxes[:, 2:] - boxes[:, :2]).amax(-1) * self.options.box_scale
         return torch.cat([centre, side[:, None], torch.zeros_like(side)[:, None]], -1)
 
+    def _pose_detections(
+        self, image: torch.Tensor, squares: torch.Tensor, rgb8: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """BlazePose's detector on the upright squares [N,4] of image [3,H,W] (0..255), LANDMARK_BATCH at a
+        time: raw boxes and keypoints [N,2254,12] (fractions of the square, from each anchor) and scores
+        [N,2254]."""
+        crops = self._crop(image, squares, DETECTOR_SIZE, "zeros", rgb8) / 127.5 - 1.0
+        outs = [self.detector(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
+        raw = torch.cat([o[0] for o in outs]).float() / DETECTOR_SIZE
+        return raw, torch.sigmoid(torch.cat([o[1] for o in outs])[..., 0].float().clamp(-100, 100))
+
     @torch.inference_mode()
     def oriented_rois(self, image: torch.Tensor, boxes: torch.Tensor, rgb8: np.ndarray | None = None) -> torch.Tensor:
         """Landmark ROIs [P,4] (cx, cy, side, angle) for person boxes [P,4] in image [3,H,W] (0..255): the box's
@@ -396,10 +407,7 @@ class BlazePose:
             return rois
         centre, side = rois[wide, :2], size[wide].amax(-1) * self.options.orient_crop
         squares = torch.cat([centre, side[:, None], torch.zeros_like(side)[:, None]], -1)
-        crops = self._crop(image, squares, DETECTOR_SIZE, "zeros", rgb8) / 127.5 - 1.0
-        outs = [self.detector(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
-        raw = torch.cat([o[0] for o in outs]).float() / DETECTOR_SIZE
-        score = torch.sigmoid(torch.cat([o[1] for o in outs])[..., 0].float().clamp(-100, 100))
+        raw, score = self._pose_detections(image, squares, rgb8)
         best = score.argmax(-1)  # each box's surest detection: the person the box is around
         row = torch.arange(len(wide), device=self.device)
         points = raw[row, best, 4:8].reshape(-1, 2, 2) + self.anchors[best][:, None]  # normalized in the square
@@ -420,13 +428,10 @@ class BlazePose:
         _, h, w = image.shape
         side = float(max(h, w))
         letterbox = torch.tensor([[w / 2, h / 2, side, 0.0]], device=self.device)
-        x = self._crop(image, letterbox, DETECTOR_SIZE, "zeros", rgb8)
-        raw_boxes, raw_scores = self.detector(self._static_hw(x / 127.5 - 1.0))
-        raw_boxes, raw_scores = raw_boxes[0].float(), raw_scores[0, :, 0].float()
-        scores = torch.sigmoid(raw_scores.clamp(-100, 100))
+        raw, scores = (t[0] for t in self._pose_detections(image, letterbox, rgb8))
         keep = scores >= self.options.min_detection_score
         anchors = self.anchors[keep]
-        raw = raw_boxes[keep] / DETECTOR_SIZE
+        raw = raw[keep]
         centre = raw[:, :2] + anchors
         half = raw[:, 2:4] / 2
         boxes = torch.cat([centre - half, centre + half], dim=-1)

@@ -118,7 +118,8 @@ def mosaic(images: list[tuple[Labels, np.ndarray]], n: int) -> tuple[np.ndarray,
     moved: dict[str, list[np.ndarray]] = {"visible": [], "partial": [], "objects": []}
     for k in range(n * n):
         labels, part = images[k % len(images)]
-        (r, c), offset = divmod(k, n), np.array([k % n * w, k // n * h] * 2, np.float64)
+        r, c = divmod(k, n)
+        offset = np.array([c * w, r * h] * 2, np.float64)
         if part.shape[:2] != (h, w):
             raise ValueError(f"{labels.key}: {part.shape[:2]} is not the size of {first.key}, {(h, w)}")
         grid[r * h : (r + 1) * h, c * w : (c + 1) * w] = part
