@@ -29,6 +29,7 @@ from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
 from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, static_hw
+from abspose.precision import bf16_is_fast
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -274,10 +275,14 @@ class BlazePose:
         half: bool = False,
         options: Options | None = None,
         compile: bool = False,
+        bf16: bool = False,
     ):
-        """half: fp16 models on CUDA. compile: torch.compile the two models now (faster frames on a CPU, about
-        a minute at start-up: for long-running nodes and benchmarks, not for a few images). If compiling
-        fails (e.g. no C++ compiler), the models run eagerly and ``compile_error`` says why."""
+        """half: fp16 models on CUDA. bf16: NanoDet in bfloat16 on a CPU that computes it natively (AVX-512 BF16
+        or AMX: 2x faster there; people found in single images as in fp32, fewer kept in tracking mode:
+        docs/detect2d.md), fp32 on other CPUs; the landmark model stays fp32 (mediapipe parity). compile:
+        torch.compile the two models now (faster frames on a CPU, about a minute at start-up: for long-running
+        nodes and benchmarks, not for a few images). If compiling fails (e.g. no C++ compiler), the models run
+        eagerly and ``compile_error`` says why."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.options = options or Options()
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
@@ -292,7 +297,8 @@ class BlazePose:
                 adaptive_tiles=self.options.adaptive_tiles,
                 tile_max=self.options.tile_max,
             )
-            self.people = PersonDetector(self.device, self.dtype, opts)
+            native = bf16 and self.device.type == "cpu" and bf16_is_fast(self.device)
+            self.people = PersonDetector(self.device, torch.bfloat16 if native else self.dtype, opts)
         if self.people is None or self.options.orient:
             self.detector = load_graph("detector", device=self.device).to(self.dtype)
         # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
@@ -335,7 +341,9 @@ class BlazePose:
                     landmark(self._static_hw(torch.zeros(n, 3, LANDMARK_SIZE, LANDMARK_SIZE, device=self.device)))
                     if people is not None:
                         people(
-                            static_hw(torch.zeros(n, 3, INPUT_SIZE, INPUT_SIZE, device=self.device, dtype=self.dtype))
+                            static_hw(
+                                torch.zeros(n, 3, INPUT_SIZE, INPUT_SIZE, device=self.device, dtype=self.people.dtype)
+                            )
                         )
         except Exception as exc:  # no compiler, unsupported device, an inductor bug: eager still works
             self.compile_error = f"torch.compile failed, running eagerly: {type(exc).__name__}: {exc}"

@@ -25,6 +25,7 @@ from abspose.lifter import Lifter
 class PipelineConfig:
     device: str | None = None  # None: cuda when available
     half: bool = False  # fp16 detector on CUDA
+    bf16: bool = False  # bfloat16 NanoDet on a CPU that computes it natively (AVX-512 BF16 / AMX); fp32 elsewhere
     compile: bool = False  # torch.compile the detector's models (slow start, faster frames)
     min_confidence: float = 0.5  # 2D keypoints below this are missing
     use_depth: bool = True  # use a depth image when one is given
@@ -80,7 +81,7 @@ class Pipeline:
         self.cfg = cfg or PipelineConfig()
         self.device = torch.device(self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.detector = detector or BlazePose(
-            self.device, half=self.cfg.half, options=self.cfg.detector, compile=self.cfg.compile
+            self.device, half=self.cfg.half, options=self.cfg.detector, compile=self.cfg.compile, bf16=self.cfg.bf16
         )
         self.lifter = lifter or Lifter.load(self.cfg.lifter_weights, self.device)
         self.lifter.flip_average = self.cfg.flip_average

@@ -5,7 +5,8 @@ hold — ~1 (the mediapipe samples and the COCO skier), ~4 (the five TU/e robot 
 and the five street frames) — each pipeline runs every image of a group in turn: ours with the detector on
 every frame (IMAGE) and in tracking mode (detector every 10th frame, people re-cropped from their
 landmarks; VIDEO), ours with the tiles on every frame as before 2026-12-06 (IMAGE, tiles always: the
-adaptive tiles' reference), and mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
+adaptive tiles' reference), ours with NanoDet in bfloat16 where the CPU computes it natively (``bf16``), and
+mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: median
 ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
 person found, and the ratio peer/ours (> 1: ours is faster). ``--large`` adds frames 2, 3 and 4 times the
 street frames' size (mosaics of them: the same people at their own pixel size), ours with rows of tiles of at
@@ -69,6 +70,10 @@ def main() -> int:
     image = BlazePose("cpu", compile=args.compile)
     always = BlazePose("cpu", options=Options(adaptive_tiles=False), compile=args.compile)
     track = BlazePose("cpu", options=Options(tracking=True, detect_every=10), compile=args.compile)
+    from abspose.precision import bf16_is_fast
+
+    # NanoDet in bfloat16 (``bf16``), where this CPU computes it natively
+    bf16 = BlazePose("cpu", compile=args.compile, bf16=True) if bf16_is_fast("cpu") else None
 
     def tasks(video: bool):
         from mediapipe.tasks import python as mpt
@@ -93,6 +98,7 @@ def main() -> int:
     runs = {
         "ours IMAGE": ("ours", image, False),
         "ours IMAGE, tiles always": ("ours", always, False),
+        **({"ours IMAGE, bf16 NanoDet": ("ours", bf16, False)} if bf16 is not None else {}),
         "mediapipe IMAGE": ("mp", tasks(False), False),
         "ours tracking": ("ours", track, True),
         "mediapipe VIDEO": ("mp", tasks(True), True),
@@ -128,6 +134,7 @@ def main() -> int:
             peer = {
                 "ours IMAGE": "mediapipe IMAGE",
                 "ours IMAGE, tiles always": "mediapipe IMAGE",
+                "ours IMAGE, bf16 NanoDet": "mediapipe IMAGE",
                 "ours tracking": "mediapipe VIDEO",
             }.get(name)
             ratio = f"{stats[peer][0] / ms:.2f}" if peer else ""

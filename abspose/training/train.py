@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from abspose import skeleton as sk
 from abspose.lifter import LOG_Z_OFFSET, Lifter, LifterConfig, LiftResult, features, focal
+from abspose.precision import bf16_is_fast
 from abspose.training.metrics import mpjpe, mrpe
 from abspose.training.noise2d import NoiseModel
 from abspose.training.postures import mixed
@@ -143,17 +144,6 @@ def evaluate(model: Lifter, batch: Batch, use_depth: bool = False) -> dict[str, 
         "mpjpe_mm": 1000 * mpjpe(res.joints, batch.joints).mean().item(),
         "mrpe_mm": 1000 * mrpe(res.root, root).mean().item(),
     }
-
-
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bfloat16 matmuls run natively on ``device``: CUDA with bf16, or a CPU with AVX-512 BF16 / AMX.
-    Elsewhere autocast emulates them (an AVX2 CPU: 4.7 s per step instead of 0.10 s in fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private PyTorch query: absent means unknown, so no
-        return False
 
 
 def train(

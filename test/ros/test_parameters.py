@@ -46,6 +46,7 @@ REACH: dict[str, tuple[Any, tuple]] = {
     "queue_size": (3, NODE),
     "device": ("cpu", settings("pipeline.device")),
     "fp16": (True, settings("pipeline.half")),
+    "bf16": (True, settings("pipeline.bf16")),
     "compile": (True, settings("pipeline.compile")),
     "detector.model": ("blazepose", settings("pipeline.detector.detector")),
     "detector.person_score": (0.6, settings("pipeline.detector.min_person_score")),

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from abspose.lifter import Lifter, LifterConfig
+from abspose.precision import bf16_is_fast
 from abspose.training.dataset import load_mocap_set
-from abspose.training.train import TrainConfig, bf16_is_fast, flush_denormal, train
+from abspose.training.train import TrainConfig, flush_denormal, train
 
 from conftest import DATA, data_path
 
