@@ -28,7 +28,15 @@ from scipy.optimize import linear_sum_assignment
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import load_graph
-from abspose.person_detector import INPUT_SIZE, DetectorOptions, PersonDetector, box_iou, greedy, static_hw
+from abspose.person_detector import (
+    INPUT_SIZE,
+    DetectorOptions,
+    PersonDetector,
+    box_intersection,
+    box_iou,
+    greedy,
+    static_hw,
+)
 from abspose.precision import bf16_is_fast
 
 DETECTOR_SIZE = 224
@@ -72,7 +80,10 @@ class Options:
     orient_crop: float = 1.5
     orient_angle: float = 45.0
     orient_score: float = 0.8
-    min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped
+    min_box_iou: float = 0.3  # a skeleton whose keypoint box overlaps its person box less is dropped, ...
+    # ... unless its keypoint box lies >= 90 % inside that box grown by 10 % and spans at least this share of its
+    # height: a thin person in profile (joint centres leave out the body's width, so the IoU is low)
+    min_box_span: float = 0.8
     duplicate_iou: float = 0.5  # two skeletons whose keypoint boxes overlap more are one person
     duplicate_share: float = 0.4  # ... or when this share of their landmarks coincide
     # ... or when their heads coincide: nose, eyes, ears and mouth on average within this x the larger one's
@@ -278,8 +289,8 @@ class BlazePose:
         bf16: bool = False,
     ):
         """half: fp16 models on CUDA. bf16: NanoDet in bfloat16 on a CPU that computes it natively (AVX-512 BF16
-        or AMX: 2x faster there; people found in single images as in fp32, fewer kept in tracking mode:
-        docs/detect2d.md), fp32 on other CPUs; the landmark model stays fp32 (mediapipe parity). compile:
+        or AMX: 2x faster there; people found as in fp32 within the spread that a ±1 grey-level change of the
+        image gives: docs/detect2d.md), fp32 on other CPUs; the landmark model stays fp32 (mediapipe parity). compile:
         torch.compile the two models now (faster frames on a CPU, about a minute at start-up: for long-running
         nodes and benchmarks, not for a few images). If compiling fails (e.g. no C++ compiler), the models run
         eagerly and ``compile_error`` says why."""
@@ -531,7 +542,7 @@ class BlazePose:
         out = self.landmarks(rgb, rois, rgb8, boxes)
         keep = out["flag"] >= opts.min_presence
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
-        keep &= ~boxed | (box_iou(kp_box, boxes) >= opts.min_box_iou)  # row by row
+        keep &= ~boxed | _on_box(kp_box, boxes, opts.min_box_iou, opts.min_box_span)  # row by row
         lm = out["points"][:, :NUM_LANDMARKS]
         keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share, opts.duplicate_head)
         keep &= ~_enclosed(kp_box, box_score, keep, opts.enclosed_score, opts.enclosed_share)
@@ -580,6 +591,16 @@ def _grown(boxes: torch.Tensor, share: float) -> torch.Tensor:
     """Boxes [N,4] (x0, y0, x1, y1) grown by ``share`` of their width and height on each side."""
     grow = (boxes[:, 2:] - boxes[:, :2]) * share
     return torch.cat([boxes[:, :2] - grow, boxes[:, 2:] + grow], -1)
+
+
+def _on_box(kp_box: torch.Tensor, boxes: torch.Tensor, min_iou: float, min_span: float) -> torch.Tensor:
+    """[N] bool: the skeleton of keypoint box kp_box[i] is the person of boxes[i] (both [N,4]): IoU >= ``min_iou``,
+    or the keypoint box lies >= 90 % inside the person box grown by 10 % and spans >= ``min_span`` of its
+    height. A skeleton stretched over several people does neither."""
+    area = (kp_box[:, 2:] - kp_box[:, :2]).clamp(min=1e-6).prod(-1)
+    inside = box_intersection(kp_box, _grown(boxes, 0.1)) / area >= 0.9
+    span = (kp_box[:, 3] - kp_box[:, 1]) >= min_span * (boxes[:, 3] - boxes[:, 1])
+    return (box_iou(kp_box, boxes) >= min_iou) | (inside & span)
 
 
 def _match_boxes(tracked: torch.Tensor, new: torch.Tensor, min_iou: float) -> torch.Tensor:

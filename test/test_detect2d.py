@@ -363,3 +363,27 @@ def test_a_doubtful_skeleton_inside_surer_people_is_dropped():
     assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 1, 0, 0]
     alive[1] = False  # the neighbour it straddled is gone: half of it is uncovered
     assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 0, 0, 0]
+
+
+def test_a_thin_person_in_profile_passes_the_plausibility_gate():
+    """The street video's walker at the left edge, seen side-on: a person box 44 x 128 px whose skeleton's
+    keypoint box is 14 x 112 px (IoU 0.28 < 0.3): it lies in the box and spans its height, so it is that
+    person. A skeleton stretched over three people, one squeezed into the box's top half, one sticking out of
+    the box and one a quarter of the box's height are not."""
+    from abspose.detect2d import Options, _on_box
+
+    box = torch.tensor([454.0, 163, 498, 291])
+    kp = torch.tensor(
+        [
+            [472.0, 171, 486, 283],  # the thin walker
+            [420.0, 160, 600, 300],  # over three people
+            [470.0, 165, 490, 225],  # half the box's height
+            [472.0, 150, 486, 330],  # sticks out above and below
+            [440.0, 165, 510, 195],  # a quarter of the height, wider than the box
+            [458.0, 165, 494, 289],  # an ordinary skeleton (IoU 0.79)
+        ]
+    )
+    o = Options()
+    got = _on_box(kp, box.expand(len(kp), 4), o.min_box_iou, o.min_box_span)
+    assert got.tolist() == [1, 0, 0, 0, 0, 1]
+    assert not _on_box(kp[:1], box[None], o.min_box_iou, 2.0).item()  # the IoU alone drops the walker
