@@ -290,8 +290,8 @@ class BlazePose:
     ):
         """half: fp16 models on CUDA. bf16: NanoDet in bfloat16 on a CPU that computes it natively (AVX-512 BF16
         or AMX: 2x faster there; people found as in fp32 within the spread that a ±1 grey-level change of the
-        image gives: docs/detect2d.md), fp32 on other CPUs; the landmark model stays fp32 (mediapipe parity). compile:
-        torch.compile the two models now (faster frames on a CPU, about a minute at start-up: for long-running
+        image gives: docs/detect2d.md), fp32 on other CPUs; the landmark model stays fp32 (mediapipe parity).
+        compile: torch.compile the two models now (faster frames on a CPU, about a minute at start-up: for long-running
         nodes and benchmarks, not for a few images). If compiling fails (e.g. no C++ compiler), the models run
         eagerly and ``compile_error`` says why."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -64,14 +64,13 @@ def main() -> int:
     import mediapipe as mp
 
     from abspose.detect2d import BlazePose, Options
+    from abspose.precision import bf16_is_fast
     from abspose.training.people_recall import load_labels, mosaic, read_labelled_image
 
     labelled = [(lab, read_labelled_image(lab, DATA)) for lab in load_labels()]
     image = BlazePose("cpu", compile=args.compile)
     always = BlazePose("cpu", options=Options(adaptive_tiles=False), compile=args.compile)
     track = BlazePose("cpu", options=Options(tracking=True, detect_every=10), compile=args.compile)
-    from abspose.precision import bf16_is_fast
-
     # NanoDet in bfloat16 (``bf16``), where this CPU computes it natively
     bf16 = BlazePose("cpu", compile=args.compile, bf16=True) if bf16_is_fast("cpu") else None
 
