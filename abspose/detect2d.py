@@ -35,6 +35,7 @@ from abspose.person_detector import (
     box_intersection,
     box_iou,
     greedy,
+    in_chunks,
     static_hw,
 )
 from abspose.precision import bf16_is_fast
@@ -409,9 +410,8 @@ class BlazePose:
         time: raw boxes and keypoints [N,2254,12] (fractions of the square, from each anchor) and scores
         [N,2254]."""
         crops = self._crop(image, squares, DETECTOR_SIZE, "zeros", rgb8) / 127.5 - 1.0
-        outs = [self.detector(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
-        raw = torch.cat([o[0] for o in outs]).float() / DETECTOR_SIZE
-        return raw, torch.sigmoid(torch.cat([o[1] for o in outs])[..., 0].float().clamp(-100, 100))
+        raw, score = in_chunks(lambda chunk: self.detector(self._static_hw(chunk)), crops, LANDMARK_BATCH)
+        return raw.float() / DETECTOR_SIZE, torch.sigmoid(score[..., 0].float().clamp(-100, 100))
 
     @torch.inference_mode()
     def oriented_rois(self, image: torch.Tensor, boxes: torch.Tensor, rgb8: np.ndarray | None = None) -> torch.Tensor:
@@ -473,8 +473,8 @@ class BlazePose:
         if boxes is not None and self.options.mask_margin >= 0:
             crops = _mask_outside(crops, rois, boxes, self.options.mask_margin, self.options.mask_value)
         # in chunks of LANDMARK_BATCH crops: a crowd of a large frame's people in bounded memory
-        outs = [self.landmark(self._static_hw(chunk)) for chunk in crops.split(LANDMARK_BATCH)]
-        raw, flag, heatmap, world = (torch.cat([o[i] for o in outs]).float() for i in range(4))
+        outs = in_chunks(lambda chunk: self.landmark(self._static_hw(chunk)), crops, LANDMARK_BATCH)
+        raw, flag, heatmap, world = (t.float() for t in outs)
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(
             raw[..., :2] / LANDMARK_SIZE, heatmap, self.options.refine_kernel, self.options.refine_min_confidence

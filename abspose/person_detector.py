@@ -10,7 +10,7 @@ another view sees that person whole. Boxes are pixels of the input image: (x0, y
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +71,15 @@ def static_hw(x: torch.Tensor) -> torch.Tensor:
     for dim in (1, 2, 3):
         torch._dynamo.mark_static(x, dim)
     return x
+
+
+def in_chunks(
+    fn: Callable[[torch.Tensor], Sequence[torch.Tensor]], x: torch.Tensor, size: int
+) -> tuple[torch.Tensor, ...]:
+    """``fn`` on ``x`` ``size`` rows at a time, each of its outputs concatenated over the chunks: the result of
+    one call in bounded memory (a large frame's many tiles, a crowd's many crops)."""
+    outs = [fn(chunk) for chunk in x.split(size)]
+    return tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
 
 
 def box_intersection(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -156,8 +165,7 @@ class PersonDetector:
 
     def raw_views(self, crop: Callable[[torch.Tensor], torch.Tensor], rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """:meth:`raw` of the views ``rois`` [V,4] cropped by ``crop``, ``BATCH`` views at a time."""
-        outs = [self.raw(crop(chunk)) for chunk in rois.split(BATCH)]
-        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+        return in_chunks(lambda chunk: self.raw(crop(chunk)), rois, BATCH)
 
     def decode(
         self, score: torch.Tensor, dist: torch.Tensor, rois: torch.Tensor, h: int, w: int, min_score: float

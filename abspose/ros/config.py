@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "",  # "" = cuda when available, else cpu; or "cpu", "cuda:0"
     "fp16": False,  # half precision detector on CUDA
     "bf16": False,  # bfloat16 NanoDet on a CPU with native bf16 (AVX-512 BF16 / AMX): 2x faster; else fp32
-    "compile": False,  # torch.compile the detector: 1-2 minutes more at start-up, ~1.4x faster frames on CPU
+    "compile": False,  # torch.compile the detector: 1-2 minutes more at start-up, ~15 % faster frames on CPU
     # 2D detection
     "detector.model": "nanodet",  # person proposals: nanodet (boxes on the frame + tiles) or blazepose (mediapipe's)
     "detector.person_score": 0.3,  # nanodet: person box score threshold
