@@ -94,6 +94,10 @@ class Options:
     # ``enclosed_share`` inside other, surer people's keypoint boxes is made of their parts: dropped
     enclosed_score: float = 0.45
     enclosed_share: float = 0.9
+    # a skeleton from a person box scored below ``enclosed_score`` whose head landmarks lie on average within
+    # this x the larger torso length of those of a skeleton from a box scored at least that is a copy of that
+    # person (closer than about a head's width: a second person's head would be beside it): dropped
+    doubtful_head: float = 0.25
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
     min_detection_score: float = 0.5  # BlazePose detector's score
@@ -546,6 +550,7 @@ class BlazePose:
         lm = out["points"][:, :NUM_LANDMARKS]
         keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share, opts.duplicate_head)
         keep &= ~_enclosed(kp_box, box_score, keep, opts.enclosed_score, opts.enclosed_share)
+        keep &= ~_head_copies(lm, box_score, keep, opts.enclosed_score, opts.doubtful_head)
         out = {k: v[keep] for k, v in out.items()}
         rois, detected = rois[keep], detected[keep]
         lm = out["points"][:, :NUM_LANDMARKS]
@@ -677,6 +682,17 @@ def _enclosed(boxes: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, max
     surer = alive[None, :] & (score[None, :] > score[:, None])  # [N,M]
     covered = (inside & surer[:, None, :]).any(-1).float().mean(-1)
     return alive & (score < max_score) & (covered >= share)
+
+
+def _head_copies(points: torch.Tensor, score: torch.Tensor, alive: torch.Tensor, sure: float, head: float):
+    """[N] bool: ``alive`` skeletons whose person box scored below ``sure`` and whose head landmarks (0-10 of
+    [N,33,2]) lie on average within ``head`` x the larger torso length (shoulder to hip centre) of those of an
+    alive skeleton whose box scored at least ``sure``."""
+    torso = ((points[:, 11] + points[:, 12]) / 2 - (points[:, 23] + points[:, 24]) / 2).norm(dim=-1)
+    apart = (points[:, None, :11] - points[None, :, :11]).norm(dim=-1).mean(-1)  # [N,N] pixels
+    near = apart < head * torch.maximum(torso[:, None], torso[None])
+    doubtful = alive & (score < sure)
+    return doubtful & (near & (alive & (score >= sure))[None, :]).any(-1)
 
 
 def _empty(device: torch.device) -> Poses2D:

@@ -150,8 +150,8 @@ class PersonDetector:
 
     @torch.inference_mode()
     def raw(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """crops [V,3,416,416] RGB 0..255 -> person scores [V,3549] and box sides [V,3549,4] (x0, y0, x1, y1
-        distances from each cell's centre, in strides)."""
+        """crops [V,3,416,416] RGB 0..255 -> person scores [V,3549] and box-side logits [V,3549,4,11] (x0, y0, x1,
+        y1 distances from each cell's centre over 11 bins of one stride; :meth:`decode` reads the candidates')."""
         x = (crops.flip(1) - self.mean) / self.std
         outs = self.model(static_hw(x.to(self.dtype).contiguous()))
         by_shape = {tuple(o.shape[1:]): o.float() for o in outs}
@@ -160,8 +160,7 @@ class PersonDetector:
             n = (INPUT_SIZE // stride) ** 2
             scores.append(by_shape[(n, 80)][..., 0])
             dists.append(by_shape[(n, 44)])
-        dist = torch.cat(dists, 1).reshape(len(crops), -1, 4, 11).softmax(-1) @ self.bins
-        return torch.cat(scores, 1), dist
+        return torch.cat(scores, 1), torch.cat(dists, 1).reshape(len(crops), -1, 4, 11)
 
     def raw_views(self, crop: Callable[[torch.Tensor], torch.Tensor], rois: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """:meth:`raw` of the views ``rois`` [V,4] cropped by ``crop``, ``BATCH`` views at a time."""
@@ -171,13 +170,13 @@ class PersonDetector:
         self, score: torch.Tensor, dist: torch.Tensor, rois: torch.Tensor, h: int, w: int, min_score: float
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Boxes [K,4] (pixels) and scores [K] ≥ ``min_score`` of :meth:`raw`'s outputs for the views ``rois``
-        [V,4], after NMS over all views."""
+        [V,4], after NMS over all views (only these cells' box sides are decoded)."""
         opts = self.options
         view, cell = torch.nonzero(score >= min_score, as_tuple=True)
         if len(view) == 0:
             return rois.new_zeros(0, 4), rois.new_zeros(0)
         c = self.cells[cell]
-        d = dist[view, cell] * c[:, 2:3]
+        d = (dist[view, cell].softmax(-1) @ self.bins) * c[:, 2:3]  # expected distance, strides -> pixels
         local = torch.cat([c[:, :2] - d[:, :2], c[:, :2] + d[:, 2:]], -1)  # x0, y0, x1, y1 in the 416 view
         r = rois.to(self.device)[view]
         scale = (r[:, 2] / INPUT_SIZE)[:, None]

@@ -365,6 +365,25 @@ def test_a_doubtful_skeleton_inside_surer_people_is_dropped():
     assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 0, 0, 0]
 
 
+def test_a_doubtful_copy_of_a_sure_persons_head_is_dropped():
+    """A skeleton from a weak person box whose head lies on a surely boxed person's head (within a quarter of
+    the torso length: TU/e frames, a second skeleton stretched from a seated person's head over the chair) is
+    that person's copy; a weak one a head's width away (a person behind), a weak one on another weak
+    one's head, and a sure one on a sure one's head stay (those are the other rules' cases)."""
+    from abspose.detect2d import Options, _head_copies
+
+    sure, copy, behind = _standing(100), _standing(104), _standing(125)  # torso 60 px: 4 and 25 px apart
+    copy[25:, 1] += 40  # legs stretched down from the same head and trunk
+    points = torch.stack([sure, copy, behind])
+    alive = torch.ones(3, dtype=torch.bool)
+    head = Options().doubtful_head
+    assert _head_copies(points, torch.tensor([0.7, 0.4, 0.4]), alive, 0.45, head).tolist() == [0, 1, 0]
+    assert _head_copies(points, torch.tensor([0.4, 0.35, 0.4]), alive, 0.45, head).tolist() == [0, 0, 0]
+    assert _head_copies(points, torch.tensor([0.7, 0.6, 0.4]), alive, 0.45, head).tolist() == [0, 0, 0]
+    gone = torch.tensor([False, True, True])  # the sure person was dropped by another rule: the copy stays
+    assert _head_copies(points, torch.tensor([0.7, 0.4, 0.4]), gone, 0.45, head).tolist() == [0, 0, 0]
+
+
 def test_a_thin_person_in_profile_passes_the_plausibility_gate():
     """The street video's walker at the left edge, seen side-on: a person box 44 x 128 px whose skeleton's
     keypoint box is 14 x 112 px (IoU 0.28 < 0.3): it lies in the box and spans its height, so it is that

@@ -77,14 +77,14 @@ def test_people_found_on_the_labelled_real_images(blazepose):
         total.add(s)
         base.add(_run(mediapipe, labels, data))
         groups.setdefault(labels.key.split("_")[0], Score()).add(s)
-    # measured (this CPU): 59/60 people found, 64 of 70 skeletons on a labelled person (64 of 78 without the
-    # head and enclosed rules of the duplicate removal); BlazePose's own detector (the mediapipe pipeline)
-    # finds 16/60
+    # measured (this CPU): 59/60 people found, 64 of 68 skeletons on a labelled person (64 of 70 without the
+    # doubtful-head rule, 64 of 78 without it and the head and enclosed rules of the duplicate removal; the same
+    # images ±1 grey level: 61-63 of 68-70); BlazePose's own detector (the mediapipe pipeline) finds 16/60
     assert base.recall < 0.4 and total.recall >= 0.95 and total.recall >= 2.5 * base.recall
     assert groups["group"].found == 9 and groups["group"].on_objects == 0  # all 9 people, none on a robot
     assert groups["street"].recall >= 0.95 and groups["tue"].recall >= 0.95  # pedestrians, seated and far people
     assert groups["mp"].recall == 1 and groups["coco"].recall == 1
-    assert total.precision >= 0.88
+    assert total.precision >= 0.9
 
 
 def test_tracking_mode_keeps_the_crowd_between_detector_runs(blazepose):
