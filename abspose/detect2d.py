@@ -661,9 +661,7 @@ def _unique(
     diag = (boxes[:, 2:] - boxes[:, :2]).norm(dim=-1)
     near = (points[:, None] - points[None]).norm(dim=-1) < 0.1 * torch.minimum(diag[:, None], diag[None])[..., None]
     over = (box_iou(boxes[:, None], boxes[None]) > iou) | (near.float().mean(-1) >= share)
-    torso = ((points[:, 11] + points[:, 12]) / 2 - (points[:, 23] + points[:, 24]) / 2).norm(dim=-1)
-    apart = (points[:, None, :11] - points[None, :, :11]).norm(dim=-1).mean(-1)
-    over |= apart < head * torch.maximum(torso[:, None], torso[None])
+    over |= _same_head(points, head)
     order = torch.argsort(torch.where(alive, score, -1.0), descending=True).tolist()
     keep[greedy(over, order[: int(alive.sum())])] = True
     return keep
@@ -688,11 +686,16 @@ def _head_copies(points: torch.Tensor, score: torch.Tensor, alive: torch.Tensor,
     """[N] bool: ``alive`` skeletons whose person box scored below ``sure`` and whose head landmarks (0-10 of
     [N,33,2]) lie on average within ``head`` x the larger torso length (shoulder to hip centre) of those of an
     alive skeleton whose box scored at least ``sure``."""
+    doubtful = alive & (score < sure)
+    return doubtful & (_same_head(points, head) & (alive & (score >= sure))[None, :]).any(-1)
+
+
+def _same_head(points: torch.Tensor, head: float) -> torch.Tensor:
+    """[N,N] bool: the head landmarks (0-10) of skeletons i and j ([N,33,2]) lie on average within ``head`` x the
+    larger of their torso lengths (shoulder to hip centre) of each other."""
     torso = ((points[:, 11] + points[:, 12]) / 2 - (points[:, 23] + points[:, 24]) / 2).norm(dim=-1)
     apart = (points[:, None, :11] - points[None, :, :11]).norm(dim=-1).mean(-1)  # [N,N] pixels
-    near = apart < head * torch.maximum(torso[:, None], torso[None])
-    doubtful = alive & (score < sure)
-    return doubtful & (near & (alive & (score >= sure))[None, :]).any(-1)
+    return apart < head * torch.maximum(torso[:, None], torso[None])
 
 
 def _empty(device: torch.device) -> Poses2D:
