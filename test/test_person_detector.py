@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from abspose.person_detector import nms, views
 from abspose.training.people_recall import iou, load_labels, mosaic, read_labelled_image, score_image
@@ -173,10 +174,11 @@ def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose, bf16
     """compile=True compiles NanoDet too, at start-up, with a symbolic batch: a 4:3 frame (whole frame + 2
     tiles) and a square one (1 view) give eager's boxes without recompiling. With bf16 (where the CPU has it)
     NanoDet compiles in bfloat16, its warm-up input in the model's dtype (measured: the group photo's 12 and
-    its square crop's 6 boxes within 1.3 px and 0.004 in score of eager bf16)."""
+    its square crop's 6 boxes within 1.3 px and 0.004 in score of eager bf16 on an AVX-512 BF16 CPU; on one
+    with AMX within 3.1 px, IoU >= 0.973, and two boxes scored 0.621 and 0.625 traded ranks)."""
     from torch._dynamo.utils import counters
 
-    from abspose.detect2d import BlazePose
+    from abspose.detect2d import BlazePose, _keypoint_boxes
     from abspose.precision import bf16_is_fast
 
     if bf16 and not bf16_is_fast("cpu"):
@@ -188,15 +190,24 @@ def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose, bf16
     compiled = BlazePose("cpu", compile=True, bf16=bf16)
     assert compiled.compiled and compiled.compile_error is None
     assert compiled.people.dtype == (torch.bfloat16 if bf16 else torch.float32)
-    box_tol, score_tol = (3.0, 0.01) if bf16 else (0.5, 2e-3)
+    min_iou, score_tol = (0.95, 0.01) if bf16 else (0.995, 2e-3)
     graphs = counters["stats"]["unique_graphs"]
     for image in (img, np.ascontiguousarray(img[:, : img.shape[0]])):
         rgb = torch.from_numpy(image).permute(2, 0, 1).float()
         (ref, ref_scores), (out, scores) = eager.person_boxes(rgb, image), compiled.person_boxes(rgb, image)
         assert len(out) == len(ref) >= 3
-        torch.testing.assert_close(out, ref, atol=box_tol, rtol=0)
-        torch.testing.assert_close(scores, ref_scores, atol=score_tol, rtol=0)
-    assert len(compiled(img)) == len(eager(img))
+        # paired by overlap, not by rank: two boxes scored within rounding of each other may swap places
+        overlap = iou(out.double().numpy(), ref.double().numpy())
+        rows, cols = linear_sum_assignment(-overlap)
+        assert overlap[rows, cols].min() >= min_iou, overlap[rows, cols]
+        torch.testing.assert_close(scores[rows], ref_scores[cols], atol=score_tol, rtol=0)
+    # the whole pipeline: the same skeletons; in bf16 one skeleton from a doubtful box (the group photo's robot
+    # phantom, box 0.41, next to the rules' 0.45) may come or go with the rounding (measured on an AMX CPU)
+    (a, b) = (_keypoint_boxes(p.landmarks, torch.ones_like(p.visibility)) for p in (compiled(img), eager(img)))
+    overlap = iou(a.double().numpy(), b.double().numpy())
+    rows, cols = linear_sum_assignment(-overlap)
+    same = int((overlap[rows, cols] >= 0.9).sum())
+    assert same >= max(len(a), len(b)) - (1 if bf16 else 0) and same >= 8, (len(a), len(b), same)
     assert counters["stats"]["unique_graphs"] == graphs, "a frame recompiled a model compiled at start-up"
 
 
