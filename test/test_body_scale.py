@@ -24,6 +24,33 @@ def test_measurements_accumulate_and_carry_over_to_lifter_only_frames():
     assert body.observe(1.2, 1.0, 0.02, LIFTER_ONLY)[0] == 1.0
 
 
+def test_the_scale_is_a_kalman_filter_whose_variance_grows_with_time():
+    """Two depth measurements 4 s apart, then a lifter-only frame 9 s later: the estimate and its σ are the
+    scalar filter's, worked by hand (log scale; measurement variance σ² + frame σ², drift² per second)."""
+    cfg = BodyScale().cfg
+    body = BodyScale(cfg)
+    body.observe(10.0, 1.05, 0.04, MEASURED_DEPTH)
+    body.observe(14.0, 0.98, 0.02, MEASURED_DEPTH)
+    factor, sigma = body.observe(23.0, 1.10, 0.20, LIFTER_ONLY)
+    r1, r2 = 0.04**2 + cfg.frame_sigma**2, 0.02**2 + cfg.frame_sigma**2
+    prior = r1 + 4.0 * cfg.drift**2
+    gain = prior / (prior + r2)
+    log = math.log(1.05) + gain * (math.log(0.98) - math.log(1.05))
+    var = prior * (1 - gain) + 9.0 * cfg.drift**2
+    assert factor * 1.10 == pytest.approx(math.exp(log), rel=1e-9)
+    assert sigma == pytest.approx(math.sqrt(var + cfg.frame_sigma**2), rel=1e-9)
+    assert body.var == pytest.approx(var, rel=1e-9)
+    # time running backwards adds no drift (the filter never shrinks its variance by it either)
+    before = body.var
+    body.observe(20.0, 1.0, 0.2, LIFTER_ONLY)
+    assert body.var == before
+    # measurements that are no scale change nothing and are passed through
+    state = (body.log, body.var)
+    for scale, sig in ((math.nan, 0.05), (-1.0, 0.05), (0.0, 0.05), (1.0, 0.0), (1.0, math.inf), (1.0, -0.1)):
+        assert body.observe(20.0, scale, sig, MEASURED_DEPTH) == (1.0, sig)
+        assert (body.log, body.var) == state
+
+
 def test_a_ground_contact_far_from_the_tracks_scale_is_refused():
     body = BodyScale()
     for k in range(10):

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Mutation testing of the message layer, tracking, smoothing, fusion outputs and config: seeded one-line
+"""Mutation testing of the message layer, tracking, smoothing, fusion outputs, config, the ground plane and the
+per-track body scale: seeded one-line
 bugs, each run against the tests of its module; prints the kill rate per module and the survivors.
 
     python tools/mutation.py                 # every module, 15 mutants each (~10 min on 2 cores)
@@ -46,6 +47,8 @@ TARGETS: dict[str, list[str]] = {
     "abspose/track.py": ["test/test_track.py", "test/ros/test_processor.py"],
     "abspose/smoothing.py": ["test/test_smoothing.py", "test/test_track.py"],
     "abspose/fuse.py": ["test/test_fuse.py", "test/ros/test_processor.py"],
+    "abspose/ground.py": ["test/test_ground.py", "test/test_body_scale.py"],
+    "abspose/body_scale.py": ["test/test_body_scale.py", "test/test_ground.py"],
 }
 _COMPARE_SWAP = {
     ast.Lt: ast.LtE,
