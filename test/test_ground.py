@@ -224,20 +224,25 @@ def test_a_foot_at_the_image_edge_does_not_touch(held_out):
 
 
 def test_the_contact_is_fused_with_the_lifter_by_inverse_variance_unless_they_disagree():
-    """Three monocular people (scale 1 ± 5 %) and one placed by depth; contacts 1.04 ± 3 %, 0.70 and 1.30
-    (both far beyond χ² 99.9 % of the two σ), and 1.04 for the depth-placed one."""
-    n, j = 4, sk.NUM_JOINTS
-    joints = torch.tensor([0.0, 0.0, 4.0]).expand(n, j, 3).clone()
+    """Monocular people (scale σ 5 %, contacts ± 3 %): a contact at 1.04; one at 1.17, inside the χ² 99.9 %
+    gate (0.17² < 10.83 (0.05² + 0.03²)); 0.70 and 1.30, beyond it both ways; one person already scaled by
+    1.1 (a track's scale) with a contact at 1.15; and a person placed by depth, who keeps it."""
+    contacts = [1.04, 1.17, 0.70, 1.30, 1.15, 1.04]
+    n, j = len(contacts), sk.NUM_JOINTS
+    scale = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.1, 1.0])
+    joints = torch.tensor([0.0, 0.0, 4.0]) * scale[:, None, None].expand(n, j, 3)
     source = torch.full((n, j), SOURCE_LIFTED, dtype=torch.uint8)
-    source[3] = SOURCE_DEPTH
-    fused = Fused(joints, torch.full((n, j), 0.2), source, joints[:, 0], torch.ones(n), torch.full((n,), 0.05))
-    found = Contact(torch.tensor([1.04, 0.70, 1.30, 1.04]), torch.full((n,), 0.03), torch.zeros(n, j, dtype=torch.bool))
+    source[5] = SOURCE_DEPTH
+    fused = Fused(joints, torch.full((n, j), 0.2), source, joints[:, 0], scale, torch.full((n,), 0.05))
+    found = Contact(torch.tensor(contacts), torch.full((n,), 0.03), torch.zeros(n, j, dtype=torch.bool))
     placed = place_on_ground(fused, found)
     w_l, w_g = 0.05**-2, 0.03**-2
-    assert placed.scale[0].item() == pytest.approx((w_l + 1.04 * w_g) / (w_l + w_g), rel=1e-6)
-    assert placed.scale_sigma[0].item() == pytest.approx((w_l + w_g) ** -0.5, rel=1e-6)
-    assert placed.root[0, 2].item() == pytest.approx(4.0 * placed.scale[0].item(), rel=1e-6)
-    assert (placed.source[0] == SOURCE_GROUND).all()
-    for k in (1, 2, 3):  # refused both ways; depth keeps its own placement
+    for k in (0, 1, 4):
+        s = (w_l * scale[k].item() + w_g * contacts[k]) / (w_l + w_g)
+        assert placed.scale[k].item() == pytest.approx(s, rel=1e-6)
+        assert placed.scale_sigma[k].item() == pytest.approx((w_l + w_g) ** -0.5, rel=1e-6)
+        assert placed.root[k, 2].item() == pytest.approx(4.0 * s, rel=1e-6)
+        assert (placed.source[k] == SOURCE_GROUND).all()
+    for k in (2, 3, 5):  # refused both ways; depth keeps its own placement
         assert placed.scale[k] == 1.0 and placed.scale_sigma[k] == 0.05
         assert torch.equal(placed.source[k], source[k])
