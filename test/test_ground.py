@@ -12,6 +12,7 @@ from abspose.camera import CameraModel, load_camera_info
 from abspose.fuse import SOURCE_DEPTH, SOURCE_GROUND, SOURCE_LIFTED, Fused, fuse, relative_error
 from abspose.ground import (
     Contact,
+    ContactConfig,
     GroundError,
     GroundPlane,
     contact,
@@ -246,3 +247,25 @@ def test_the_contact_is_fused_with_the_lifter_by_inverse_variance_unless_they_di
     for k in (2, 3, 5):  # refused both ways; depth keeps its own placement
         assert placed.scale[k] == 1.0 and placed.scale_sigma[k] == 0.05
         assert torch.equal(placed.source[k], source[k])
+
+
+def test_the_contact_sigma_is_the_sum_of_its_named_parts():
+    """One ankle on the floor 4 m ahead of a level camera 1.2 m up (f = 500 px): scale 1 exactly, and its
+    relative σ² the sum of the parts the docstring names — the keypoint's row error (2 % of the person's
+    2D height) through the ray's slope, the ankle's contact height (± 3 cm of 1.13 m), the lifted ankle's
+    relative depth error (± 0.1 m of 4 m), the camera height (± 2 cm) and tilt (± 0.01 rad over the slope)."""
+    K = torch.tensor([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
+    plane = GroundPlane.from_height_pitch(1.2, 0.0)
+    joints = torch.tensor([0.0, 0.0, 4.0]).repeat(1, sk.NUM_JOINTS, 1)
+    ankle = sk.JOINT_INDEX["left_ankle"]
+    joints[0, ankle] = torch.tensor([0.0, 1.13, 4.0])  # 7 cm above the floor: its contact height
+    kp = joints[..., :2] / joints[..., 2:] * 500 + torch.tensor([320.0, 240.0])
+    rel = torch.full((1, sk.NUM_JOINTS), 0.1)
+    cfg = ContactConfig(joints=("left_ankle",), joint_height=(0.07,), joint_height_sigma=(0.03,))
+    found = contact(joints, rel, kp, torch.ones(1, sk.NUM_JOINTS, dtype=torch.bool), K, plane, (640, 480), cfg)
+    assert found.touching[0, ankle] and found.touching.sum() == 1
+    assert found.scale.item() == pytest.approx(1.0, rel=1e-6)
+    slope = 1.13 / 4.0  # the ankle's ray: metres down per metre ahead
+    pixel = 0.02 * (kp[0, ankle, 1] - 240.0).item() / 500 / slope
+    parts = [pixel, 0.03 / 1.13, 0.1 / 4.0, 0.02 / 1.13, 0.01 / slope]
+    assert found.sigma.item() == pytest.approx(math.sqrt(sum(p * p for p in parts)), rel=1e-5)
