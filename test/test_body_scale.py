@@ -40,7 +40,7 @@ def test_the_scale_is_a_kalman_filter_whose_variance_grows_with_time():
     assert factor * 1.10 == pytest.approx(math.exp(log), rel=1e-9)
     assert sigma == pytest.approx(math.sqrt(var + cfg.frame_sigma**2), rel=1e-9)
     assert body.var == pytest.approx(var, rel=1e-9)
-    # time running backwards adds no drift (the filter never shrinks its variance by it either)
+    # a stamp older than the last one adds no drift
     before = body.var
     body.observe(20.0, 1.0, 0.2, LIFTER_ONLY)
     assert body.var == before

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation testing of the message layer, tracking, smoothing, fusion outputs, config, the ground plane and the
-per-track body scale: seeded one-line
-bugs, each run against the tests of its module; prints the kill rate per module and the survivors.
+per-track body scale: seeded one-line bugs, each run against the tests of its module; prints the kill rate per
+module and the survivors.
 
     python tools/mutation.py                 # every module, 15 mutants each (~10 min on 2 cores)
     python tools/mutation.py --per-module 0  # every mutant there is
