@@ -169,6 +169,13 @@ def test_views_in_chunks_give_the_boxes_of_one_batch(blazepose, monkeypatch):
     torch.testing.assert_close(chunked_scores, scores, atol=1e-5, rtol=0)
 
 
+def _paired(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes a [N,4] and b [M,4] paired one to one by IoU (Hungarian): rows, cols and the pairs' IoU."""
+    overlap = iou(a.double().numpy(), b.double().numpy())
+    rows, cols = linear_sum_assignment(-overlap)
+    return rows, cols, overlap[rows, cols]
+
+
 @pytest.mark.parametrize("bf16", [False, True])
 def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose, bf16):
     """compile=True compiles NanoDet too, at start-up, with a symbolic batch: a 4:3 frame (whole frame + 2
@@ -197,16 +204,13 @@ def test_compiled_nanodet_boxes_as_eager_for_any_number_of_views(blazepose, bf16
         (ref, ref_scores), (out, scores) = eager.person_boxes(rgb, image), compiled.person_boxes(rgb, image)
         assert len(out) == len(ref) >= 3
         # paired by overlap, not by rank: two boxes scored within rounding of each other may swap places
-        overlap = iou(out.double().numpy(), ref.double().numpy())
-        rows, cols = linear_sum_assignment(-overlap)
-        assert overlap[rows, cols].min() >= min_iou, overlap[rows, cols]
+        rows, cols, overlap = _paired(out, ref)
+        assert overlap.min() >= min_iou, overlap
         torch.testing.assert_close(scores[rows], ref_scores[cols], atol=score_tol, rtol=0)
     # the whole pipeline: the same skeletons; in bf16 one skeleton from a doubtful box (the group photo's robot
     # phantom, box 0.41, next to the rules' 0.45) may come or go with the rounding (measured on an AMX CPU)
     (a, b) = (_keypoint_boxes(p.landmarks, torch.ones_like(p.visibility)) for p in (compiled(img), eager(img)))
-    overlap = iou(a.double().numpy(), b.double().numpy())
-    rows, cols = linear_sum_assignment(-overlap)
-    same = int((overlap[rows, cols] >= 0.9).sum())
+    same = int((_paired(a, b)[2] >= 0.9).sum())
     assert same >= max(len(a), len(b)) - (1 if bf16 else 0) and same >= 8, (len(a), len(b), same)
     assert counters["stats"]["unique_graphs"] == graphs, "a frame recompiled a model compiled at start-up"
 
