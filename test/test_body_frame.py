@@ -53,6 +53,65 @@ def test_missing_joints_fall_back_to_a_valid_frame():
     assert body_quaternion(np.zeros((0, sk.NUM_JOINTS, 3))).shape == (0, 4)
 
 
+def _turned(j: np.ndarray, rot: Rotation) -> np.ndarray:
+    centre = j[sk.PELVIS].copy()
+    return np.where(np.isfinite(j), rot.apply(np.nan_to_num(j - centre)) + centre, np.nan)
+
+
+def _orthogonal(v: np.ndarray, up: np.ndarray) -> np.ndarray:
+    w = v - (v @ up) * up
+    return w / np.linalg.norm(w)
+
+
+def test_each_person_of_a_batch_gets_the_frame_it_gets_alone():
+    """Missing joints of one person change neither another's frame nor the axes their own seen joints give."""
+    L, R = sk.JOINT_INDEX, sk.PELVIS
+    twisted = t_pose_facing_camera()  # shoulders turned 30 deg against the hips, then the whole body tilted
+    twist = Rotation.from_euler("y", 30, degrees=True)
+    for n in ("left_shoulder", "right_shoulder"):
+        twisted[L[n]] = twist.apply(twisted[L[n]] - twisted[L["neck"]]) + twisted[L["neck"]]
+    twisted = _turned(twisted, Rotation.from_euler("yx", [35, 20], degrees=True))
+    no_shoulders = _turned(t_pose_facing_camera(), Rotation.from_euler("y", 90, degrees=True))
+    no_shoulders[[L["left_shoulder"], L["right_shoulder"]]] = np.nan
+    no_neck = twisted.copy()
+    no_neck[L["neck"]] = np.nan
+    spine_only = np.full_like(twisted, np.nan)  # no hip or shoulder line: the left falls back to the image's
+    spine_only[[R, L["neck"]]] = twisted[[R, L["neck"]]]
+    lying = t_pose_facing_camera()  # hip and shoulder lines along the spine: no left orthogonal to it
+    for side, sign in (("left", -1), ("right", 1)):
+        lying[L[f"{side}_hip"]] = [0, sign * 0.1, 3.0]
+        lying[L[f"{side}_shoulder"]] = [0, -0.5 + sign * 0.2, 3.0]
+    lying = _turned(lying, Rotation.from_euler("z", 30, degrees=True))  # rolled in the image: not square to x
+    batch = np.stack([twisted, no_shoulders, no_neck, spine_only, lying, t_pose_facing_camera()])
+    rot = body_rotation(batch)
+    for i, person in enumerate(batch):
+        np.testing.assert_allclose(rot[i], body_rotation(person[None])[0], atol=1e-12)
+        np.testing.assert_allclose(rot[i].T @ rot[i], np.eye(3), atol=1e-9)
+    up = (twisted[L["neck"]] - twisted[R]) / np.linalg.norm(twisted[L["neck"]] - twisted[R])
+    lines = sum(twisted[L[f"left_{n}"]] - twisted[L[f"right_{n}"]] for n in ("hip", "shoulder"))
+    np.testing.assert_allclose(rot[0][:, 2], up, atol=1e-9)
+    np.testing.assert_allclose(rot[0][:, 1], _orthogonal(lines, up), atol=1e-9)  # both lines, summed
+    # without shoulders their left is the hip line, turned 90 degrees about the vertical: the camera's -z
+    np.testing.assert_allclose(rot[1][:, 1], [0, 0, -1], atol=1e-9)
+    # without a neck, up falls back to the image's up and the left is the lines' left made orthogonal to it
+    image_up = np.array([0.0, -1.0, 0.0])
+    np.testing.assert_allclose(rot[2][:, 2], image_up, atol=1e-9)
+    np.testing.assert_allclose(rot[2][:, 1], _orthogonal(lines, image_up), atol=1e-9)
+    np.testing.assert_allclose(rot[3][:, 1], _orthogonal(np.array([1.0, 0, 0]), up), atol=1e-9)  # image right
+    spine = (lying[L["neck"]] - lying[R]) / np.linalg.norm(lying[L["neck"]] - lying[R])
+    np.testing.assert_allclose(rot[4][:, 1], _orthogonal(np.array([1.0, 0, 0]), spine), atol=1e-9)  # likewise
+    np.testing.assert_allclose(rot[5], body_rotation(t_pose_facing_camera()[None])[0])
+
+
+def test_quaternions_are_the_rotations_in_geometry_msgs_order():
+    j = _turned(t_pose_facing_camera(), Rotation.from_euler("y", 90, degrees=True))
+    q = body_quaternion(j[None])
+    assert q.shape == (1, 4)
+    np.testing.assert_allclose(Rotation.from_quat(q).as_matrix(), body_rotation(j[None]), atol=1e-9)
+    facing = body_quaternion(t_pose_facing_camera()[None])[0]  # x, y, z, w: [[0,1,0],[0,0,-1],[-1,0,0]]
+    np.testing.assert_allclose(np.abs(facing), [0.5, 0.5, 0.5, 0.5], atol=1e-9)
+
+
 def test_walking_mocap_moves_along_body_x():
     """On real walking clips the pelvis moves along the body frame's +x (forward) axis."""
     data_path("mocap")

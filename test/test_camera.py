@@ -152,6 +152,8 @@ def test_canonical_focal_length_is_geometric_mean():
     [
         (dict(k=[0.0] * 9), UncalibratedCameraError, "uncalibrated"),
         (dict(k=[-500.0, 0, 320, 0, 500, 240, 0, 0, 1]), UncalibratedCameraError, "positive"),
+        (dict(k=[0.0, 0, 320, 0, 500, 240, 0, 0, 1]), UncalibratedCameraError, "fx=0.0 fy=500.0"),
+        (dict(k=[500.0, 0, 320, 0, 0, 240, 0, 0, 1]), UncalibratedCameraError, "fx=500.0 fy=0.0"),
         (dict(distortion_model="kannala_brandt_x"), UnsupportedDistortionError, "not supported"),
         (dict(d=[0.1] * 9), UnsupportedDistortionError, "at most 5"),
         (dict(d=[float("nan")] * 5), UnsupportedDistortionError, "not finite"),

@@ -37,6 +37,10 @@ def test_units_come_from_the_encoding_and_invalid_pixels_are_nan():
         depth_to_metres(m, "16UC1")  # metres sent as millimetres: refused, not guessed
     with pytest.raises(DepthError, match="non-empty"):
         depth_to_metres(np.zeros((0, 4), np.float32), "32FC1")
+    # a single-channel HxWx1 array (as cv_bridge and some drivers give) is the same image
+    np.testing.assert_array_equal(depth_to_metres(mm[..., None], "16UC1").numpy(), depth_to_metres(mm, "16UC1").numpy())
+    with pytest.raises(DepthError, match=r"HxW and non-empty, got shape \(2, 2, 2\)"):
+        depth_to_metres(np.dstack([mm, mm]), "16UC1")
 
 
 def test_registered_depth_at_another_resolution_maps_through_its_own_intrinsics():

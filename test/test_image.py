@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from abspose.image import ImageError, default_encoding, to_rgb_tensor
+from abspose.image import ImageError, default_encoding, read_image, tensor_to_rgb8, to_rgb8, to_rgb_tensor
+
+from conftest import png_claiming
 
 
 def test_encodings_convert_to_rgb_channels():
@@ -32,3 +34,34 @@ def test_default_encoding_by_shape_and_errors():
         to_rgb_tensor(np.zeros((4, 4, 3), np.uint8), "mono8")
     with pytest.raises(ImageError, match="uint16"):
         to_rgb_tensor(np.zeros((4, 4), np.uint8), "mono16")
+
+
+def test_encoding_is_taken_from_the_array_when_not_given():
+    grey8 = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert torch.equal(to_rgb_tensor(grey8), to_rgb_tensor(grey8, "mono8"))
+    grey16 = grey8.astype(np.uint16) * 257  # the same grey levels, 16 bits
+    torch.testing.assert_close(to_rgb_tensor(grey16), to_rgb_tensor(grey8, "mono8"))
+    rgba = np.dstack([np.full((3, 4), v, np.uint8) for v in (10, 20, 30, 255)])
+    assert to_rgb_tensor(rgba)[:, 0, 0].tolist() == [10, 20, 30]  # alpha dropped
+
+
+def test_back_to_rgb8_rounds_clamps_and_keeps_the_layout():
+    rgb = torch.tensor([[-5.0, 254.6, 300.0], [0.4, 127.5, 3.0]]).T.reshape(3, 1, 2)  # [3, H=1, W=2]
+    out = tensor_to_rgb8(rgb)
+    assert out.dtype == np.uint8 and out.shape == (1, 2, 3) and out.flags["C_CONTIGUOUS"]
+    assert out.tolist() == [[[0, 255, 255], [0, 128, 3]]]
+    bgr = np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)
+    assert to_rgb8(bgr, "bgr8").tolist() == [[[3, 2, 1], [6, 5, 4]]]
+
+
+def test_image_files_are_read_as_rgb_and_bombs_refused_by_their_header(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (3, 2), 7).save(tmp_path / "grey.png")
+    img = read_image(tmp_path / "grey.png")
+    assert img.shape == (2, 3, 3) and img.dtype == np.uint8 and (img == 7).all()
+    with pytest.raises(ValueError, match=r"bomb\.png: image is 13000x13000 = 169 MP, more than 64 MP"):
+        read_image(png_claiming(tmp_path / "bomb.png", 13000, 13000))
+    (tmp_path / "text.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"text\.png: cannot read image"):
+        read_image(tmp_path / "text.png")

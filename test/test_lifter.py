@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from abspose import skeleton as sk
-from abspose.lifter import J_IN, Lifter, LifterConfig, features, lift, normalize
+from abspose.lifter import J_IN, Lifter, LifterConfig, features, lift, n_features, normalize
 from abspose.training.metrics import mpjpe, mrpe
 from abspose.training.noise2d import NoiseModel
 from abspose.training.synth import CameraRange
@@ -130,6 +130,30 @@ def test_api_batches_masks_and_handles_empty_and_hopeless_input(shipped):
     assert torch.allclose(single.joints, res.joints[:1], atol=1e-5)  # no batch coupling (eval-mode BatchNorm)
     empty = lift(shipped, kp18[:0], conf[:0], K)
     assert empty.joints.shape == (0, sk.NUM_JOINTS, 3)
+
+
+def test_feature_width_matches_every_configuration():
+    kp, mask, K = _pose()
+    depth = torch.full((4, J_IN), 3.0)
+    for loc_scale in (True, False):
+        for focal_features in (True, False):
+            for depth_inputs in (True, False):
+                cfg = LifterConfig(loc_scale=loc_scale, focal_features=focal_features, depth_inputs=depth_inputs)
+                for d in (None, depth):
+                    x, _, _ = features(kp, mask, K, d, cfg)
+                    assert x.shape == (4, n_features(cfg)), cfg
+
+
+def test_two_usable_joints_are_enough_to_place_a_person(shipped):
+    kp18 = torch.full((3, sk.NUM_JOINTS, 2), 300.0)
+    kp18[:, sk.JOINT_INDEX["left_hip"]] = torch.tensor([310.0, 300.0])
+    kp18[:, sk.JOINT_INDEX["neck"]] = torch.tensor([300.0, 200.0])
+    conf = torch.zeros(3, sk.NUM_JOINTS)
+    conf[0, [sk.JOINT_INDEX["left_hip"], sk.JOINT_INDEX["neck"]]] = 1.0  # two joints
+    conf[1, sk.JOINT_INDEX["neck"]] = 1.0  # one
+    res = lift(shipped, kp18, conf, torch.tensor([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]]))
+    assert torch.isfinite(res.joints[0]).all() and res.root[0, 2] > 0
+    assert torch.isnan(res.joints[1:]).all() and torch.isnan(res.uncertainty[1:]).all()
 
 
 def test_checkpoint_round_trip_and_clear_errors(tmp_path, shipped):

@@ -130,3 +130,6 @@ def test_from_mocap_derives_pelvis_and_neck():
     torch.testing.assert_close(out[:, J["spine"]], pos[:, 8])
     with pytest.raises(ValueError, match="unknown mocap skeleton"):
         sk.mocap_convention(["a", "b"])
+    # the convention's key joint alone is not enough: every joint the table maps must be there
+    with pytest.raises(ValueError, match="unknown mocap skeleton"):
+        sk.mocap_convention([n for n in names if n != "lwrist"])

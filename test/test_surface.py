@@ -7,7 +7,7 @@ import torch
 from abspose import skeleton as sk
 from abspose.depth import Readout, read_depth
 from abspose.fuse import FuseConfig, fuse
-from abspose.surface import body_capsules, readout_offsets
+from abspose.surface import Capsules, body_capsules, hit_capsules, readout_offsets
 from abspose.training.render import render_depth
 from abspose.training.synth import rot_y
 
@@ -135,3 +135,37 @@ def test_pelvis_refinement_keeps_the_lifted_shape_and_the_relative_gain_places_b
         assert (factor - factor[:, :1]).abs().max() < 1e-5
         errs[relative] = (out.root - truth[:, sk.PELVIS]).norm(dim=-1).mean().item()
     assert errs[True] < 0.8 * errs[False], errs
+
+
+def test_rays_stop_at_a_capsule_s_near_surface():
+    """One capsule along x at 2 m (radius 0.1 m, ends at x = ±0.5): distances along unit rays, by hand."""
+    caps = Capsules(torch.tensor([[-0.5, 0.0, 2.0]]), torch.tensor([[0.5, 0.0, 2.0]]), torch.tensor([0.1]))
+
+    def along(*points):  # unit rays from the camera through these points
+        d = torch.tensor(points)
+        return d / d.norm(dim=-1, keepdim=True)
+
+    t = hit_capsules(along((0.0, 0.0, 2.0), (0.0, 0.05, 2.0), (0.55, 0.0, 2.0), (0.0, 0.3, 2.0)), caps)
+    # at the axis: the body's near side, 1.9 m. 5 cm above it: the nearer root of |t·d − (0, 0, 2)|² = r² in y, z
+    # (the cylinder), t² (dy² + dz²) − 4 dz t + 4 − r² = 0. Past the end (x = 0.55): the end's sphere. 30 cm
+    # above: a miss
+    d = along((0.0, 0.05, 2.0))[0]
+    qa, qb, qc = d[1] ** 2 + d[2] ** 2, -4.0 * d[2], 4.0 - 0.1**2
+    near_body = (-qb - (qb * qb - 4 * qa * qc).sqrt()) / (2 * qa)
+    e = along((0.55, 0.0, 2.0))[0]
+    centre = torch.tensor([0.5, 0.0, 2.0])
+    near_cap = e @ centre - ((e @ centre) ** 2 - (centre @ centre - 0.1**2)).sqrt()
+    torch.testing.assert_close(t[:3], torch.stack([torch.tensor(1.9), near_body, near_cap]), atol=1e-5, rtol=0)
+    assert torch.isinf(t[3])
+    behind = Capsules(-caps.a, -caps.b, caps.r)  # the same capsule behind the camera
+    assert torch.isinf(hit_capsules(along((0.0, 0.0, 2.0)), behind)).all()
+
+
+def test_offsets_look_along_the_joints_own_rays_at_any_distance():
+    """By default each readout is cast through its joint's projection, also for people nearer than 1 m."""
+    patch = torch.tensor([0.01])
+    for z in (0.6, 3.0):
+        joints = _person(20, z=z)
+        rays = joints[..., :2] / joints[..., 2:]
+        torch.testing.assert_close(readout_offsets(joints, patch), readout_offsets(joints, patch, centres=rays))
+        assert 0.07 < readout_offsets(joints, patch)[0, sk.PELVIS] < 0.14

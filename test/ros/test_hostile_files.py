@@ -7,17 +7,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from abspose.cli import main
 
-from conftest import data_path
+from conftest import data_path, png_claiming
 
 PHOTO = ("images", "coco_cc_by", "coco_val2017_000000000785.jpg")
 
@@ -25,17 +22,6 @@ PHOTO = ("images", "coco_cc_by", "coco_val2017_000000000785.jpg")
 def digest(path: Path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
-
-
-def png_claiming(path: Path, width: int, height: int) -> Path:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb's first bytes)."""
-    Image.new("L", (1, 1)).save(path)
-    data = bytearray(path.read_bytes())
-    ihdr = 8 + 8  # signature, then length + 'IHDR'
-    data[ihdr : ihdr + 8] = struct.pack(">II", width, height)
-    data[ihdr + 13 : ihdr + 17] = struct.pack(">I", zlib.crc32(bytes(data[ihdr - 4 : ihdr + 13])))
-    path.write_bytes(bytes(data))
-    return path
 
 
 def fails_cleanly(args: list[str], named: str, capsys, out: Path | None = None, inputs: list[Path] = ()) -> str:

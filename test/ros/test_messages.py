@@ -7,7 +7,7 @@ from catkin_pkg.package import parse_package
 from rosbags.serde import SerdeError
 
 from abspose import skeleton as sk
-from abspose.ros.messages import MESSAGE_NAMES, msg_dir, typename, typestore
+from abspose.ros.messages import MESSAGE_NAMES, MessageTypes, msg_dir, typename, typestore
 
 from conftest import REPO
 
@@ -126,3 +126,27 @@ def test_cmakelists_generates_every_message_file_and_installs_python_launch_conf
     assert "ament_python_install_package(abspose)" in cmake
     assert re.search(r"install\(DIRECTORY launch config DESTINATION share/\$\{PROJECT_NAME\}\)", cmake)
     assert "lib/${PROJECT_NAME}" in cmake
+
+
+def test_made_messages_get_ros_defaults_of_the_right_types_and_serialize():
+    """What make() leaves out is what rclpy would default: 0 of the field's type, False, '', empty sequences,
+    zeroed fixed arrays, default sub-messages."""
+    T = MessageTypes.rosbags()
+    info = T.make("sensor_msgs/msg/CameraInfo", width=640)
+    assert info.width == 640 and type(info.height) is int and info.height == 0 and type(info.binning_x) is int
+    assert info.distortion_model == "" and info.header.frame_id == "" and info.header.stamp.sec == 0
+    assert len(info.d) == 0 and info.k.shape == (9,) and info.k.dtype == np.float64 and not info.k.any()
+    assert info.roi.do_rectify is False and type(info.roi.width) is int
+    joints = T.make("sensor_msgs/msg/JointState")
+    assert joints.name == [] and len(joints.position) == 0  # string[] and float64[]
+    assert T.make("visualization_msgs/msg/MarkerArray").markers == []
+    q = T.make("geometry_msgs/msg/Quaternion", w=1.0)
+    assert type(q.x) is float and q.x == 0.0
+    image = T.make(
+        "sensor_msgs/msg/Image", height=1, width=2, encoding="rgb8", step=6, data=T.uint8_array(bytes(range(6)))
+    )
+    assert image.data.dtype == np.uint8 and image.data.tolist() == list(range(6))
+    ts = typestore()
+    for msg in (info, joints, image):
+        name = msg.__msgtype__
+        assert as_plain(ts.deserialize_cdr(ts.serialize_cdr(msg, name), name)) == as_plain(msg)

@@ -76,6 +76,26 @@ def test_lookups_that_tf2_would_refuse_are_refused():
         store.lookup("map", CAMERA, 0)
 
 
+def test_moving_transforms_are_interpolated_at_real_stamps_and_held_at_the_ends():
+    """Stamps of today's epoch (sec ~1.7e9: a unit slip in sec -> ns would be seconds off), a head tilting from
+    0 to 30 deg over one second, then still for 10 s."""
+    t0 = 1_765_000_000 * 1_000_000_000 + 250_000_000
+    store = TransformStore(tolerance=0.5)
+    head_chain(store, {t0: 0.0, t0 + 1_000_000_000: math.radians(30), t0 + 11_000_000_000: math.radians(30)})
+
+    def pitch(stamp: int) -> float:
+        return math.degrees(GroundPlane.from_transform(*store.lookup("base_footprint", CAMERA, stamp)).pitch)
+
+    assert pitch(t0 + 250_000_000) == pytest.approx(7.5, abs=1e-6)  # a quarter of the way
+    assert pitch(t0 - 300_000_000) == pytest.approx(0.0, abs=1e-6)  # before the first, within the tolerance
+    assert pitch(t0 + 11_400_000_000) == pytest.approx(30.0, abs=1e-6)  # after the last, within the tolerance
+    # 0.2 s after a transform and 9.8 s before the next, or the other way round: near one of them is enough
+    assert pitch(t0 + 1_200_000_000) == pytest.approx(30.0, abs=1e-6)
+    assert pitch(t0 + 10_800_000_000) == pytest.approx(30.0, abs=1e-6)
+    with pytest.raises(TransformError, match="within the tolerance"):
+        store.lookup("base_footprint", CAMERA, t0 + 11_600_000_000)
+
+
 def _bag_with_tf(tmp_path, height: float, pitch_deg: float):
     """The TU/e recording with a /tf_static that puts its camera ``height`` m over base_footprint."""
     out = tmp_path / "with_tf"
