@@ -3,11 +3,24 @@
 import math
 from dataclasses import replace
 
+import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from abspose import skeleton as sk
 from abspose.depth import Readout
-from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_INVALID, SOURCE_LIFTED, FuseConfig, fuse, orient
+from abspose.fuse import (
+    SOURCE_DEPTH,
+    SOURCE_FUSED,
+    SOURCE_INVALID,
+    SOURCE_LIFTED,
+    FuseConfig,
+    Fused,
+    fuse,
+    orient,
+    relative_error,
+    rescale,
+)
 from abspose.lifter import lift
 
 K = torch.tensor([[540.0, 0, 320], [0, 540.0, 240], [0, 0, 1]])
@@ -75,10 +88,10 @@ def _facing(joints: torch.Tensor) -> float:
     return math.degrees(math.atan2(float(lateral[2]), float(lateral[0])))
 
 
-def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
-    truth, kp, readout = _person(z=2.5)
+def _frontal_torso(z: float = 2.5) -> torch.Tensor:
+    """[1, J, 3]: an upright torso facing the camera, z m away (the other joints at the pelvis)."""
     j = sk.JOINT_INDEX
-    body = torch.zeros(1, sk.NUM_JOINTS, 3) + torch.tensor([0.0, 0.0, 2.5])  # an upright, frontal torso
+    body = torch.zeros(1, sk.NUM_JOINTS, 3) + torch.tensor([0.0, 0.0, z])
     for name, (x, y) in {
         "left_hip": (0.1, 0.0),
         "right_hip": (-0.1, 0.0),
@@ -90,6 +103,12 @@ def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
         "left_wrist": (0.25, -0.1),
     }.items():
         body[0, j[name]] += torch.tensor([x, y, 0.0])
+    return body
+
+
+def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
+    truth, kp, readout = _person(z=2.5)
+    body = _frontal_torso()
     assert abs(_facing(body[0])) < 1e-3
     cfg = FuseConfig(orient=True)
     yaw = math.radians(30.0)
@@ -113,6 +132,32 @@ def test_orient_turns_the_lifted_body_towards_the_measured_torso_plane():
     unmeasured = fuse(truth, sigma_j, kp, K, replace(readout, torso_normal=None), replace(surface, orient=True))
     assert torch.equal(plain.joints, unmeasured.joints)
     assert not torch.allclose(plain.joints, oriented.joints)
+
+
+def test_orient_is_the_same_seen_from_any_camera_pose_and_for_each_person_alone():
+    """Turning the camera about its centre (here rolled 25 deg and tilted 10 deg) turns the result with it,
+    and each person of a batch is turned as when alone: a leaning spine, a back to the camera, a sure plane,
+    an unsure one, and a torso seen edge-on (left as it is)."""
+    cfg = FuseConfig(orient=True)
+    camera = Rotation.from_euler("zx", [25, 10], degrees=True)
+    turn = torch.from_numpy(camera.as_matrix()).float()
+    back = _frontal_torso(3.0)  # their back to the camera: mirrored in x about the spine
+    back[..., 0] = -back[..., 0]
+    edge_on = _frontal_torso(2.5)  # turned 75 deg about the spine: no plane to measure
+    spin = torch.from_numpy(Rotation.from_euler("y", 75, degrees=True).as_matrix()).float()
+    edge_on = (edge_on - edge_on[:, :1]) @ spin.T + edge_on[:, :1]
+    bodies = torch.cat([_frontal_torso(), back, _frontal_torso(2.0) @ turn.T, edge_on])
+    yaw = torch.tensor([30.0, -20.0, 25.0, -60.0]).deg2rad()  # the edge-on one: 15 deg from its lifted front
+    normals = torch.stack([yaw.sin(), torch.zeros(4), -yaw.cos()], -1)
+    normals[2] = normals[2] @ turn.T
+    sigma = torch.tensor([1e-4, 1e-4, cfg.orient_prior, 1e-4])
+    turned = orient(bodies, normals, sigma, cfg)
+    assert not torch.allclose(turned[:3], bodies[:3], atol=1e-3) and torch.equal(turned[3], bodies[3])
+    moved = orient(bodies @ turn.T, normals @ turn.T, sigma, cfg)
+    torch.testing.assert_close(moved, turned @ turn.T, atol=1e-5, rtol=0)
+    for i in range(4):
+        alone = slice(i, i + 1)
+        torch.testing.assert_close(orient(bodies[alone], normals[alone], sigma[alone], cfg), turned[alone])
 
 
 def test_without_a_pelvis_readout_the_hips_anchor_the_person():
@@ -178,3 +223,71 @@ def test_the_second_lifter_pass_sees_only_the_readouts_fusion_accepted():
     # with every readout as a feature (the rejected ones too) the result differs: the gate matters
     ungated = lift(lifter, kp, confidence, K, torch.where(occluded.valid, occluded.surface, torch.nan))
     assert not torch.allclose(fuse(ungated.joints, ungated.uncertainty, kp, K, occluded).joints, got.joints)
+
+
+@pytest.mark.parametrize(("z", "refine"), [(4.0, 1.0), (0.8, 0.5)])
+def test_scale_anchors_and_uncertainty_worked_by_hand(z, refine):
+    """A flat person z m away (also nearer than 1 m), two readouts (behind their surfaces, the pelvis at 1.06 z,
+    the left hip at 1.04 z; sensor σ 3 and 4 cm), the rest unread; constant body radii, no orientation, the
+    anchors' pull in full or by half (``refine``): every step of the fusion by hand."""
+    p, lh = sk.PELVIS, sk.JOINT_INDEX["left_hip"]
+    lifted = torch.zeros(1, sk.NUM_JOINTS, 3, dtype=torch.float64)
+    lifted[..., 0] = torch.linspace(-0.3, 0.3, sk.NUM_JOINTS, dtype=torch.float64)
+    lifted[..., 2] = z
+    kp = lifted[..., :2] / z * 540 + torch.tensor([320.0, 240.0], dtype=torch.float64)
+    depth = torch.full((1, sk.NUM_JOINTS), float("nan"), dtype=torch.float64)
+    radius = torch.tensor(sk.BODY_RADIUS, dtype=torch.float64)  # what fuse adds back, to the last bit
+    depth[0, [p, lh]] = torch.tensor([1.06 * z, 1.04 * z], dtype=torch.float64) - radius[[p, lh]]
+    sensor = torch.full_like(depth, 0.05)
+    sensor[0, [p, lh]] = torch.tensor([0.03, 0.04], dtype=torch.float64)
+    readout = Readout(depth, sensor, torch.isfinite(depth))
+    cfg = FuseConfig(surface_model=False, orient=False, refine=refine)
+    out = fuse(lifted, torch.full((1, sk.NUM_JOINTS), 0.08, dtype=torch.float64), kp, K, readout, cfg)
+
+    eps = 1.25 * 0.08  # the lifter's σ per axis; every joint alike, so the relative part is the 0.3 floor
+    rel = 0.3 * eps
+    s_j = [1.06, 1.04]
+    sig_j = [math.hypot(0.03, rel) / z, math.hypot(0.04, rel) / z]
+    w = [1 / v**2 for v in sig_j]
+    s = (w[0] * s_j[0] + w[1] * s_j[1]) / sum(w)  # inverse-variance mean of the two joints' scales
+    sig_s = math.sqrt(1 / sum(w) + 0.02**2)  # with the floor for what does not average out
+    # the anchors (pelvis directly, the hip with its relative error) pull the person towards their readouts
+    var_g = rel**2 + (z * s * sig_s) ** 2  # the pelvis's variance after the consensus scale
+    w_a = [1 / 0.03**2, 1 / (0.04**2 + rel**2)]
+    var_d = 1 / sum(w_a)
+    gain = var_g / (var_g + var_d) * refine
+    own = (w_a[0] * s_j[0] + w_a[1] * s_j[1]) * var_d / s
+    factor = s * (1 + gain * (own - 1))
+    assert out.scale.item() == pytest.approx(factor, rel=1e-9)
+    torch.testing.assert_close(out.joints, lifted * factor)
+    assert out.scale_sigma.item() == pytest.approx(sig_s, rel=1e-9)
+    assert out.source[0, [p, lh]].tolist() == [SOURCE_FUSED] * 2
+    assert (out.source[0, 3:] == SOURCE_LIFTED).all()
+    # each joint: its variance less what the anchors explained, plus their model error with the gain's weight
+    var_j = rel**2 + (z * s * sig_s) ** 2
+    unc = math.sqrt(var_j - gain * var_g + (gain * 0.05) ** 2)
+    torch.testing.assert_close(out.uncertainty, torch.full_like(out.uncertainty, unc))
+
+
+def test_rescale_keeps_each_joint_s_own_error_and_replaces_the_placement_part():
+    """Two joints 4 m away, the person's scale known to 2 %: uncertainty 10 cm = 6 cm of their own (the rest,
+    4 m × 2 % = 8 cm, is the placement) and 5 cm, where the placement alone would exceed it (the floor keeps
+    30 %). Moved 10 % farther with the scale now known to 3 %, by hand."""
+    joints = torch.tensor([[[0.1, 0.2, 4.0], [-0.1, 0.5, 4.0]]], dtype=torch.float64)
+    fused = Fused(
+        joints,
+        torch.tensor([[0.10, 0.05]], dtype=torch.float64),
+        torch.tensor([[SOURCE_FUSED, SOURCE_LIFTED]], dtype=torch.uint8),
+        joints[:, 0],
+        torch.tensor([1.0], dtype=torch.float64),
+        torch.tensor([0.02], dtype=torch.float64),
+    )
+    torch.testing.assert_close(relative_error(fused), torch.tensor([[0.06, 0.015]], dtype=torch.float64))
+    out = rescale(fused, torch.tensor([1.1], dtype=torch.float64), torch.tensor([0.03], dtype=torch.float64))
+    placement = 4.0 * 1.1 * 0.03
+    expected = [math.hypot(0.06 * 1.1, placement), math.hypot(0.015 * 1.1, placement)]
+    torch.testing.assert_close(out.uncertainty, torch.tensor([expected], dtype=torch.float64))
+    torch.testing.assert_close(out.joints, joints * 1.1)
+    torch.testing.assert_close(out.root, joints[:, 0] * 1.1)
+    assert out.scale.item() == pytest.approx(1.1) and out.scale_sigma.item() == pytest.approx(0.03)
+    assert torch.equal(out.source, fused.source)
