@@ -226,6 +226,20 @@ def test_far_but_overlapping_pairs_cost_at_most_twice_the_gate():
     far = root + [0, 0, 3.0]  # 3 m behind (a depth error), same box
     cost = tr.cost(0.1, far[None], person_box(root)[None])
     assert cost[0, 0] == pytest.approx(2.0)  # min(3, 2 x 0.5) / 0.5 + (1 - IoU = 0)
+    unknown = np.full((1, 3), np.nan)  # no root for this detection (no usable depth or lift): as if that far
+    assert tr.cost(0.1, unknown, person_box(root)[None])[0, 0] == pytest.approx(2.0)
+
+
+def test_a_detection_gated_out_starts_its_own_track_even_when_it_is_the_only_one():
+    """One track, one detection 3 m away whose box does not overlap: the assignment pairs them (it must pair
+    something), the gate does not; the track coasts and the detection is a new person."""
+    tr = Tracker(TrackConfig(confirm_hits=1))
+    root = np.array([0.0, 0.0, 3.0])
+    tr.update(0.0, root[None], person_box(root)[None], np.zeros((1, 18, 3)))
+    other = root + [3.0, 0, 0]
+    out = tr.update(0.1, other[None], person_box(other)[None], np.zeros((1, 18, 3)))
+    assert sorted((o.state, o.detection) for o in out) == sorted([(COASTING, -1), (CONFIRMED, 0)])
+    assert len({o.id for o in out}) == 2
 
 
 def test_a_missing_pelvis_keeps_the_root_with_smoothing_on():
