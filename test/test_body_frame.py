@@ -24,6 +24,12 @@ def t_pose_facing_camera(z: float = 3.0) -> np.ndarray:
     return j
 
 
+def _turned(j: np.ndarray, rot: Rotation) -> np.ndarray:
+    """The person ``j`` [J, 3] turned by ``rot`` about their pelvis (missing joints stay NaN)."""
+    centre = j[sk.PELVIS].copy()
+    return np.where(np.isfinite(j), rot.apply(np.nan_to_num(j - centre)) + centre, np.nan)
+
+
 def test_person_facing_the_camera_looks_back_along_minus_z():
     R = body_rotation(t_pose_facing_camera()[None])[0]
     np.testing.assert_allclose(R[:, 0], [0, 0, -1], atol=1e-9)  # forward: towards the camera
@@ -35,8 +41,7 @@ def test_person_facing_the_camera_looks_back_along_minus_z():
 def test_turning_the_person_turns_the_frame_and_quaternions_are_unit():
     j = t_pose_facing_camera()
     rot = Rotation.from_euler("y", 90, degrees=True)  # turn about the camera's vertical axis
-    centre = j[sk.PELVIS].copy()
-    turned = np.where(np.isfinite(j), rot.apply(np.nan_to_num(j - centre)) + centre, np.nan)
+    turned = _turned(j, rot)
     R0, R1 = body_rotation(np.stack([j, turned]))
     np.testing.assert_allclose(R1, rot.as_matrix() @ R0, atol=1e-9)
     q = body_quaternion(np.stack([j, turned]))
@@ -51,11 +56,6 @@ def test_missing_joints_fall_back_to_a_valid_frame():
     assert np.isfinite(R).all()
     np.testing.assert_allclose(R @ R.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (2, 3, 3)), atol=1e-9)
     assert body_quaternion(np.zeros((0, sk.NUM_JOINTS, 3))).shape == (0, 4)
-
-
-def _turned(j: np.ndarray, rot: Rotation) -> np.ndarray:
-    centre = j[sk.PELVIS].copy()
-    return np.where(np.isfinite(j), rot.apply(np.nan_to_num(j - centre)) + centre, np.nan)
 
 
 def _orthogonal(v: np.ndarray, up: np.ndarray) -> np.ndarray:
