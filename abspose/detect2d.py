@@ -27,7 +27,7 @@ from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
 from abspose.image import tensor_to_rgb8, to_rgb_tensor
-from abspose.models.blazepose_weights import load_graph
+from abspose.models.blazepose_weights import MASK_OUTPUT, load_graph
 from abspose.person_detector import (
     INPUT_SIZE,
     DetectorOptions,
@@ -43,7 +43,11 @@ from abspose.precision import bf16_is_fast
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 LANDMARK_BATCH = 16  # crops per landmark-model call
+MASK_SIZE = 128  # px: the person mask's side where it is computed (the model's own is 256: 6x the cost)
 NUM_LANDMARKS = 33  # body landmarks; the model outputs 39 (33, 34: hip centre and scale point for ROIs)
+# landmark pairs whose segments :func:`limb_coverage` samples: arms, legs, the torso's four sides
+LIMB_LANDMARKS = ((11, 13), (13, 15), (12, 14), (14, 16), (23, 25), (25, 27), (24, 26), (26, 28), (11, 12), (23, 24),
+                  (11, 23), (12, 24))  # fmt: skip
 
 
 def _anchors() -> torch.Tensor:
@@ -98,6 +102,10 @@ class Options:
     # this x the larger torso length of those of a skeleton from a box scored at least that is a copy of that
     # person (closer than about a head's width: a second person's head would be beside it): dropped
     doubtful_head: float = 0.25
+    # a skeleton from a person box scored below ``enclosed_score`` whose limbs lie on BlazePose's own person mask
+    # (its segmentation head, computed for such crops only) less than this on average, weighted by the limbs'
+    # visibility, is drawn over something that is not a person (a robot): dropped (<= 0: off, the head is not run)
+    person_mask: float = 0.55
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
     min_detection_score: float = 0.5  # BlazePose detector's score
@@ -317,9 +325,14 @@ class BlazePose:
             self.people = PersonDetector(self.device, torch.bfloat16 if native else self.dtype, opts)
         if self.people is None or self.options.orient:
             self.detector = load_graph("detector", device=self.device).to(self.dtype)
-        # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed)
+        # landmarks, pose flag, heatmap, world landmarks (the segmentation head is not computed) ...
         landmark = load_graph("landmark", outputs=[0, 1, 3, 4], device=self.device)
         self.landmark = landmark.to(self.dtype)
+        # ... and the whole graph, with the person mask at MASK_SIZE², for the crops of doubtful person boxes
+        # (Options.person_mask)
+        check = self.options.person_mask > 0 and self.people is not None
+        segmenter = load_graph("landmark", device=self.device, mask_size=MASK_SIZE) if check else None
+        self.segmenter = segmenter.to(self.dtype) if segmenter is not None else None
         self.compiled = False
         self.compile_error: str | None = None
         if compile:
@@ -466,23 +479,54 @@ class BlazePose:
         rois = _rois_from_points(points[:, 0], points[:, 1], self.options.roi_scale)
         return rois, scores
 
+    def _landmark_model(
+        self, crops: torch.Tensor, segment: torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """The landmark model's raw outputs (raw, flag, heatmap, world) for crops [N,3,256,256] (0..1), in chunks
+        of LANDMARK_BATCH crops (a crowd of a large frame's people in bounded memory); the rows of ``segment``
+        [N] bool go through the whole graph, which also gives their person masks [S,1,256,256] (logits)."""
+
+        def run(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
+            return [t.float() for t in in_chunks(lambda chunk: model(self._static_hw(chunk)), x, LANDMARK_BATCH)]
+
+        if segment is None or self.segmenter is None or not bool(segment.any()):
+            return run(self.landmark, crops), None
+        whole = run(self.segmenter, crops[segment])  # raw, flag, mask, heatmap, world
+        mask = whole.pop(MASK_OUTPUT)
+        outs = [t.new_empty(len(crops), *t.shape[1:]) for t in whole]
+        for out, part in zip(outs, whole, strict=True):
+            out[segment] = part
+        if not bool(segment.all()):
+            for out, part in zip(outs, run(self.landmark, crops[~segment]), strict=True):
+                out[~segment] = part
+        return outs, mask
+
     @torch.inference_mode()
     def landmarks(
-        self, image: torch.Tensor, rois: torch.Tensor, rgb8: np.ndarray | None = None, boxes: torch.Tensor | None = None
+        self,
+        image: torch.Tensor,
+        rois: torch.Tensor,
+        rgb8: np.ndarray | None = None,
+        boxes: torch.Tensor | None = None,
+        segment: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels.
         ``rgb8`` as in :meth:`detect_people`. ``boxes`` [N,4]: each upright ROI's person box (NaN: none);
-        the crop is blanked outside it (plus a margin), so the model sees that person, not a neighbour."""
+        the crop is blanked outside it (plus a margin), so the model sees that person, not a neighbour.
+        ``segment`` [N] bool: rows whose ``on_person`` (:func:`limb_coverage` of the model's person mask) is
+        computed (NaN for the others; needs ``Options.person_mask`` > 0)."""
         crops = self._crop(image, rois, LANDMARK_SIZE, "replicate", rgb8) / 255.0
         if boxes is not None and self.options.mask_margin >= 0:
             crops = _mask_outside(crops, rois, boxes, self.options.mask_margin, self.options.mask_value)
-        # in chunks of LANDMARK_BATCH crops: a crowd of a large frame's people in bounded memory
-        outs = in_chunks(lambda chunk: self.landmark(self._static_hw(chunk)), crops, LANDMARK_BATCH)
-        raw, flag, heatmap, world = (t.float() for t in outs)
+        (raw, flag, heatmap, world), mask = self._landmark_model(crops, segment)
         raw = raw.reshape(-1, 39, 5)
         xy = refine_with_heatmap(
             raw[..., :2] / LANDMARK_SIZE, heatmap, self.options.refine_kernel, self.options.refine_min_confidence
         )
+        visibility = torch.sigmoid(raw[..., 3])
+        on_person = xy.new_full((len(xy),), float("nan"))
+        if mask is not None and segment is not None:
+            on_person[segment] = limb_coverage(torch.sigmoid(mask), xy[segment], visibility[segment])
         cos, sin = torch.cos(rois[:, 3])[:, None], torch.sin(rois[:, 3])[:, None]
         u, v = xy[..., 0] - 0.5, xy[..., 1] - 0.5
         side = rois[:, 2, None]
@@ -492,10 +536,11 @@ class BlazePose:
         return {
             "points": px,  # [N,39,2]
             "z": raw[..., 2] / LANDMARK_SIZE * side,
-            "visibility": torch.sigmoid(raw[..., 3]),
+            "visibility": visibility,
             "presence": torch.sigmoid(raw[..., 4]),
             "flag": flag[:, 0],
             "world": world.reshape(-1, 39, 3)[:, :NUM_LANDMARKS],
+            "on_person": on_person,  # [N] in 0..1, NaN where not computed
         }
 
     @torch.inference_mode()
@@ -543,10 +588,12 @@ class BlazePose:
         if len(rois) == 0:
             self._prev_rois = None
             return _empty(self.device)
-        out = self.landmarks(rgb, rois, rgb8, boxes)
+        doubtful = boxed & (box_score < opts.enclosed_score)  # these rows' limbs are checked against the person mask
+        out = self.landmarks(rgb, rois, rgb8, boxes, doubtful)
         keep = out["flag"] >= opts.min_presence
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
         keep &= ~boxed | _on_box(kp_box, boxes, opts.min_box_iou, opts.min_box_span)  # row by row
+        keep &= ~(out["on_person"] < opts.person_mask)  # NaN (not checked) keeps
         lm = out["points"][:, :NUM_LANDMARKS]
         keep &= _unique(kp_box, lm, out["flag"], keep, opts.duplicate_iou, opts.duplicate_share, opts.duplicate_head)
         keep &= ~_enclosed(kp_box, box_score, keep, opts.enclosed_score, opts.enclosed_share)
@@ -573,6 +620,20 @@ class BlazePose:
             rois=rois,
             detected=detected,
         )
+
+
+def limb_coverage(mask: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    """[N] mean of person masks [N,1,S,S] (0..1) over 9 points along each LIMB_LANDMARKS segment of landmarks xy
+    [N,39,2] (fractions of the crop), each segment weighted by the lower visibility [N,39] of its two ends (a limb
+    hidden behind a chair is not expected on the person's pixels)."""
+    a = torch.tensor([i for i, _ in LIMB_LANDMARKS], device=xy.device)
+    b = torch.tensor([j for _, j in LIMB_LANDMARKS], device=xy.device)
+    t = torch.linspace(0, 1, 9, device=xy.device)[None, None, :, None]
+    points = xy[:, a, None] * (1 - t) + xy[:, b, None] * t  # [N,L,9,2]
+    grid = (points * 2 - 1).reshape(len(xy), -1, 1, 2)
+    on = F.grid_sample(mask, grid, align_corners=False).reshape(len(xy), len(a), -1).mean(-1)  # [N,L]
+    weight = torch.minimum(visibility[:, a], visibility[:, b])
+    return (on * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
 
 
 def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, margin: float, value: float):

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from abspose.models.tflite_graph import TFLiteGraph, parse_tflite
+from abspose.models.tflite_graph import GraphError, TFLiteGraph, parse_tflite
 
 MEDIAPIPE_VERSION = "0.10.21"
 # name -> (path inside the mediapipe package, SHA-256 of the .tflite)
@@ -39,6 +39,7 @@ MODELS: dict[str, tuple[str, str]] = {
     ),
 }
 FORMAT_VERSION = "1"
+MASK_OUTPUT = 2  # the landmark model's person mask (segmentation logits), [B,1,256,256]
 LICENSE_NOTE = (
     "BlazePose models from mediapipe 0.10.21 (https://github.com/google-ai-edge/mediapipe), "
     "Copyright Google LLC, Apache License 2.0. Converted to safetensors by abspose_ros; weights unchanged."
@@ -166,16 +167,40 @@ def _valid(name: str, path: Path) -> bool:
     return converted(path, MODELS[name][1], FORMAT_VERSION)
 
 
-def load_graph(name: str, outputs: list[int] | None = None, device: str | torch.device = "cpu") -> TFLiteGraph:
+def load_graph(
+    name: str, outputs: list[int] | None = None, device: str | torch.device = "cpu", mask_size: int | None = None
+) -> TFLiteGraph:
     """The converted model as a torch module in eval mode on ``device``. Never downloads (a robot is often
-    offline): converts from an installed mediapipe or a cached wheel, else WeightsError naming the command."""
+    offline): converts from an installed mediapipe or a cached wheel, else WeightsError naming the command.
+    ``mask_size``: the landmark model's person mask (output MASK_OUTPUT) at that side instead of 256 px
+    (:func:`mask_at`)."""
     path = ensure(download=False)[name]
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as f:
         spec = json.loads((f.metadata() or {})["graph"])
         for key in f.keys():
             tensors[key] = f.get_tensor(key)
+    if mask_size is not None:
+        tensors = mask_at(spec, tensors, mask_size)
     return TFLiteGraph(spec, tensors, outputs=outputs).to(device).eval()
+
+
+def mask_at(spec: dict, consts: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+    """``consts`` with the landmark graph's last upsampling before its person mask (output MASK_OUTPUT) made
+    ``size`` px square: the segmentation decoder's last stage (3x3 depthwise and 1x1 convolutions, stride 1) then
+    runs at that resolution — at 128 px a sixth of the decoder's cost, its mask the full one's within 0.05 where
+    it is read (docs/detect2d.md). GraphError if no upsampling feeds that output."""
+    producer = {out: op for op in spec["ops"] for out in op["out"]}
+    frontier = [spec["outputs"][MASK_OUTPUT]]
+    while frontier:  # breadth first from the output: the first upsampling met is the last one computed
+        op = producer.get(frontier.pop(0))
+        if op is None:
+            continue
+        if op["op"] == "RESIZE_BILINEAR":
+            shape = consts[op["in"][1]]
+            return {**consts, op["in"][1]: torch.tensor([size, size], dtype=shape.dtype)}
+        frontier += op["in"]
+    raise GraphError(f"no RESIZE_BILINEAR feeds output {MASK_OUTPUT} of this graph")
 
 
 def tasks_bundle() -> bytes:

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "detector.adaptive_tiles": True,  # ... only where the whole frame shows uncertain or small people (False: always)
     "detector.tile_max": 960.0,  # px: largest tile; larger frames get rows of smaller tiles (0: no limit)
     "detector.orient": True,  # nanodet: lying / turned people get rotated crops (BlazePose's detector on wide boxes)
+    # nanodet: a skeleton from a doubtful box (< 0.45) whose seen limbs lie on BlazePose's person mask less than
+    # this on average is drawn over an object (a robot): dropped (0: off; the mask is computed for such crops only)
+    "detector.person_mask": 0.55,
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
@@ -105,6 +108,7 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "detector.min_score": _UNIT,
     "detector.person_score": _UNIT,
     "detector.tiles": (0, 8, False),
+    "detector.person_mask": _UNIT,
     "detector.tile_max": _ANY,
     "detector.max_people": _ANY,
     "detector.detect_every": _ANY,
@@ -254,6 +258,7 @@ def settings(params: dict[str, Any]) -> Settings:
         adaptive_tiles=p["detector.adaptive_tiles"],
         tile_max=p["detector.tile_max"],
         orient=p["detector.orient"],
+        person_mask=p["detector.person_mask"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],
