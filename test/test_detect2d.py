@@ -436,6 +436,12 @@ def test_limb_coverage_is_the_visible_limbs_share_on_the_person_mask():
     hidden = seen.clone()
     hidden[2, [13, 15, 25, 27]] = 0.0
     torch.testing.assert_close(limb_coverage(mask.expand(3, -1, -1, -1), points, hidden)[2], torch.tensor(1.0))
+    # the mask is read where the landmarks are, in fractions of the crop: pixel i spans i/S..(i+1)/S, so a
+    # skeleton drawn down the middle of a 4-px mask's first column reads that column alone
+    column = torch.zeros(1, 1, 4, 4)
+    column[..., 0] = 1.0
+    on_it = torch.stack([torch.full((39,), 0.125), torch.linspace(0.125, 0.875, 39)], -1)
+    torch.testing.assert_close(limb_coverage(column, on_it[None], torch.ones(1, 39)), torch.tensor([1.0]))
 
 
 def test_the_rows_checked_against_the_person_mask_keep_their_landmarks(blazepose):
@@ -454,6 +460,9 @@ def test_the_rows_checked_against_the_person_mask_keep_their_landmarks(blazepose
     mixed = model.landmarks(rgb, rois, None, boxes, checked)
     torch.testing.assert_close(mixed["points"], plain["points"], atol=1e-3, rtol=0)
     assert plain["on_person"].isnan().all() and mixed["on_person"][~checked].isnan().all()
+    assert model.segmenter is not None  # the whole graph is loaded where the check is on, only there
+    assert blazepose(detector="nanodet", person_mask=0.0).segmenter is None
+    assert blazepose(detector="blazepose").segmenter is None  # mediapipe's pipeline: no person boxes to doubt
     everyone = model.landmarks(rgb, rois, None, boxes, torch.ones(len(rois), dtype=torch.bool))["on_person"]
     torch.testing.assert_close(everyone[checked], mixed["on_person"][checked])
     assert ((everyone > 0) & (everyone <= 1)).all()
