@@ -134,3 +134,23 @@ def make(blazepose):
         )
 
     return processor
+
+
+def floor_depth_image(plane, cam, rng):
+    """Depth image (m, float32 tensor [H,W], NaN holes) of the floor ``plane`` (abspose.ground.GroundPlane) seen by
+    ``cam`` (abspose.camera.CameraModel), a wall 6 m ahead and a person-sized box of nearer points at
+    x 280-360, y 200-470 px."""
+    import numpy as np
+    import torch
+
+    w, h = cam.image_size
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    K = cam.K
+    ray = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    along = ray @ np.array(plane.up)
+    z = np.where(along < -1e-3, plane.height / -np.where(along < -1e-3, along, -1.0), np.inf)
+    z = np.minimum(z, 6.0)  # the wall
+    z[200:470, 280:360] = 2.0  # a person standing on the floor
+    z = z * (1 + 0.004 * rng.standard_normal(z.shape))
+    z[rng.random(z.shape) < 0.3] = np.nan  # holes
+    return torch.from_numpy(z.astype(np.float32))

@@ -27,7 +27,7 @@ from abspose.training.noise2d import NoiseModel
 from abspose.training.synth import CameraRange
 from abspose.training.train import validation_set
 
-from conftest import TUE_FRAMES, data_path
+from conftest import TUE_FRAMES, data_path, floor_depth_image
 
 LEVEL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # optical -> x forward, z up
 
@@ -51,26 +51,11 @@ def test_a_camera_under_the_floor_or_nan_is_refused():
         GroundPlane((math.nan, -1.0, 0.0), 1.0)
 
 
-def _floor_image(plane: GroundPlane, cam: CameraModel, rng) -> torch.Tensor:
-    """Depth image (m) of a floor under the camera, a wall 6 m ahead and a person-sized box of nearer points."""
-    w, h = cam.image_size
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    K = cam.K
-    ray = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
-    along = ray @ np.array(plane.up)
-    z = np.where(along < -1e-3, plane.height / -np.where(along < -1e-3, along, -1.0), np.inf)
-    z = np.minimum(z, 6.0)  # the wall
-    z[200:470, 280:360] = 2.0  # a person standing on the floor
-    z = z * (1 + 0.004 * rng.standard_normal(z.shape))
-    z[rng.random(z.shape) < 0.3] = np.nan  # holes
-    return torch.from_numpy(z.astype(np.float32))
-
-
 @pytest.mark.parametrize("height, pitch", [(1.2, 15.0), (0.6, 0.0), (1.6, 35.0)])
 def test_ransac_finds_the_floor_of_a_depth_image(height, pitch):
     cam = CameraModel.pinhole(537.0, 537.5, 320.7, 227.7, 640, 480)
     plane = GroundPlane.from_height_pitch(height, math.radians(pitch))
-    found = fit_floor(_floor_image(plane, cam, np.random.default_rng(3)), cam, np.array([[280, 200, 360, 470]]))
+    found = fit_floor(floor_depth_image(plane, cam, np.random.default_rng(3)), cam, np.array([[280, 200, 360, 470]]))
     assert found is not None
     assert found.height == pytest.approx(height, abs=0.02)
     assert math.degrees(math.acos(min(1.0, float(np.dot(found.up, plane.up))))) < 1.0

@@ -34,7 +34,11 @@ REPO = Path(__file__).resolve().parent.parent
 # module -> the tests that own it (the fast subset that must notice its breakage)
 TARGETS: dict[str, list[str]] = {
     "abspose/ros/outputs.py": ["test/ros/test_outputs.py", "test/ros/test_processor.py", "test/ros/test_parameters.py"],
-    "abspose/ros/processor.py": ["test/ros/test_processor.py", "test/ros/test_parameters.py"],
+    "abspose/ros/processor.py": [
+        "test/ros/test_processor.py",
+        "test/ros/test_parameters.py",
+        "test/test_body_scale.py",
+    ],
     "abspose/ros/config.py": ["test/ros/test_config.py", "test/ros/test_parameters.py", "test/ros/test_node_core.py"],
     "abspose/ros/inputs.py": ["test/ros/test_inputs.py", "test/ros/test_processor.py"],
     "abspose/ros/sync.py": ["test/ros/test_sync.py", "test/ros/test_node_core.py"],

@@ -192,3 +192,56 @@ def test_a_gap_in_the_stream_makes_the_detector_look_afresh(bag_frame, make, gap
     proc = make(use_depth=False, **{"detector.reuse_rois": True})  # the same 200 px jump 33 ms later: tracked
     proc.process(image, info)
     assert seen(proc.process(shifted(image, 200, 0.033), info)) < fresh
+
+
+def test_the_floor_comes_from_tf_then_the_parameters_then_a_fit_to_the_depth_image(bag_frame, make):
+    """What each frame's floor came from (``FrameResult.ground``): the TU/e hall's shiny floor reads as holes,
+    so its depth image gives none; a floor from TF wins; then ``ground.camera_height`` (here a low robot's
+    camera, half a metre up); then a floor fitted to the depth image, which serves the frames of the next
+    ``ground.refit_period`` seconds and is fitted again after them."""
+    import math
+
+    from abspose.camera import CameraModel
+    from abspose.ground import GroundPlane
+
+    from conftest import floor_depth_image
+
+    image, info, depth = bag_frame
+    proc = make(**{"ground.refit_period": 2.0})
+    assert proc.process(restamp(image, 100, 0), info, restamp(depth, 100, 0)).ground == ""
+    tf = GroundPlane.from_height_pitch(1.0, math.radians(15.0))
+    assert proc.process(restamp(image, 100, 1), info, restamp(depth, 100, 1), ground=tf).ground == "tf"
+    assert make(**{"ground.camera_height": 0.5}).process(image, info, depth).ground == "parameters"
+    assert make(**{"ground.contact": False}).process(image, info, depth, ground=tf).ground == ""
+    cam = CameraModel.pinhole(*info.k[[0, 4, 2, 5]], info.width, info.height)
+    floor = floor_depth_image(GroundPlane.from_height_pitch(1.0, math.radians(20.0)), cam, np.random.default_rng(0))
+    floor_msg = dataclasses.replace(depth, data=floor.numpy().view(np.uint8).reshape(-1))
+    fitted = make(**{"ground.refit_period": 2.0})
+    assert fitted.process(restamp(image, 100, 0), info, restamp(floor_msg, 100, 0)).ground == "depth"
+    assert fitted.process(restamp(image, 101, 0), info, restamp(depth, 101, 0)).ground == "depth"  # kept
+    assert fitted.process(restamp(image, 102, 500_000_000), info, restamp(depth, 102, 500_000_000)).ground == ""
+
+
+def test_each_persons_scale_says_what_measured_it():
+    """``scales``: the lifter alone, a ground contact, or depth (which wins where both placed the person)."""
+    import torch
+
+    from abspose.body_scale import LIFTER_ONLY, MEASURED_DEPTH, MEASURED_GROUND
+    from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_GROUND, SOURCE_LIFTED
+    from abspose.pipeline import People
+    from abspose.ros.processor import scales
+
+    lifted, ground, fused, depth = SOURCE_LIFTED, SOURCE_GROUND, SOURCE_FUSED, SOURCE_DEPTH
+    source = torch.tensor([[lifted] * 3, [lifted, ground, lifted], [fused, lifted, lifted], [depth, ground, lifted]])
+    n = len(source)
+    people = People(
+        *(torch.zeros(n, 3, 2), torch.ones(n, 3), torch.ones(n), torch.zeros(n, 3, 3), torch.zeros(n, 3)),
+        source=source,
+        root=torch.zeros(n, 3),
+        depth=torch.zeros(n, 3),
+        scale=torch.tensor([1.0, 1.1, 0.9, 1.2]),
+        scale_sigma=torch.tensor([0.08, 0.03, 0.01, 0.02]),
+    )
+    got = scales(people)
+    assert got[:, 2].tolist() == [LIFTER_ONLY, MEASURED_GROUND, MEASURED_DEPTH, MEASURED_DEPTH]
+    np.testing.assert_allclose(got[:, :2], [[1.0, 0.08], [1.1, 0.03], [0.9, 0.01], [1.2, 0.02]], rtol=1e-6)
