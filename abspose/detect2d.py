@@ -484,7 +484,7 @@ class BlazePose:
     ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         """The landmark model's raw outputs (raw, flag, heatmap, world) for crops [N,3,256,256] (0..1), in chunks
         of LANDMARK_BATCH crops (a crowd of a large frame's people in bounded memory); the rows of ``segment``
-        [N] bool go through the whole graph, which also gives their person masks [S,1,256,256] (logits)."""
+        [N] bool go through the whole graph, which also gives their person masks [S,1,MASK_SIZE,MASK_SIZE] (logits)."""
 
         def run(model: Any, x: torch.Tensor) -> list[torch.Tensor]:
             return [t.float() for t in in_chunks(lambda chunk: model(self._static_hw(chunk)), x, LANDMARK_BATCH)]
