@@ -44,6 +44,8 @@ def test_large_frames_get_rows_of_tiles_no_larger_than_tile_max():
     assert views(853, 1280, 2, 0.25, 960)[1:, 2].tolist() == [853, 853]
     assert views(1080, 1920, 2, 0.25, 0)[1:, 2].tolist() == [1080] * 3 == views(1080, 1920, 2, 0.25)[1:, 2].tolist()
     assert len(views(1080, 1920, 2, 0.25, 1.0)) == len(views(1080, 1920, 2, 0.25, 208))  # no tiles below 208 px
+    assert views(1080, 1920, 2, 0.25, 300)[1:, 2].max() <= 300 < views(1080, 1920, 2, 0.25, 400)[1:, 2].max()
+    assert 150 < views(1080, 1920, 2, 0.25, 1.0)[1:, 2].max() <= 208  # not 1 px: half the 416-px model input
     # a portrait frame: the rows run down its height
     portrait = views(1920, 1080, 2, 0.25, 960)[1:]
     assert len(portrait) == 8 and len(np.unique(portrait[:, 0])) == 2
@@ -58,6 +60,34 @@ def test_nms_keeps_the_best_of_overlapping_boxes_and_drops_cut_copies():
     partial = torch.tensor([False, False, False, True])
     assert sorted(nms(boxes, scores - partial.float(), 0.7, partial).tolist()) == [0, 2]
     assert nms(boxes, scores, 0.5).tolist() == [3, 2]  # best first; box 0 and 1 overlap box 3 above 0.5
+
+
+def test_a_box_at_the_frames_edge_is_whole_and_one_at_a_tiles_inner_edge_is_cut():
+    """Decoding NanoDet's outputs (a score and 4 x 11 distance bins per cell, made by hand here): a sure box
+    reaching the right edge of its view is whole where that edge is the frame's, and keeps its place ahead of a
+    weaker box on the same person; where it is a tile's inner edge inside the frame, it sees part of a person
+    and yields to that whole box."""
+    from abspose.person_detector import PersonDetector
+
+    det = PersonDetector(torch.device("cpu"))
+    n = len(det.cells)
+    first32 = n - 13 * 13  # the stride-32 cells come last, row by row
+
+    def outputs(*cells):
+        score, dist = torch.zeros(1, n), torch.full((1, n, 4, 11), -50.0)
+        for (row, col), s, sides in cells:  # sides: left, top, right, bottom in strides from the cell's centre
+            score[0, first32 + row * 13 + col] = s
+            for k, v in enumerate(sides):
+                dist[0, first32 + row * 13 + col, k, v] = 50.0
+        return score, dist
+
+    # a sure box x 304..432 (cut to 416 by the view), y 80..336; a weaker one x 304..400 on the same person
+    score, dist = outputs(((6, 12), 0.9, (3, 4, 1, 4)), ((6, 11), 0.5, (2, 4, 1, 4)))
+    view = torch.tensor([[208.0, 208.0, 416.0, 0.0]])
+    boxes, scores = det.decode(score, dist, view, 416, 416, 0.3)  # the view is the whole 416-px frame
+    assert scores.tolist() == pytest.approx([0.9]) and boxes.tolist() == [[304.0, 80.0, 416.0, 336.0]]
+    boxes, scores = det.decode(score, dist, view, 416, 832, 0.3)  # the left tile of a frame twice as wide
+    assert scores.tolist() == pytest.approx([0.5]) and boxes.tolist() == [[304.0, 80.0, 400.0, 336.0]]
 
 
 def test_nanodet_boxes_everyone_in_the_group_photo(blazepose):
@@ -105,6 +135,15 @@ def test_tiles_run_only_where_the_whole_frame_needs_them(blazepose):
             assert len(boxes) == len(always) >= 1
             assert (iou(boxes.numpy().astype(np.float64), always.numpy().astype(np.float64)).max(1) > 0.9).all()
             assert (scores >= 0.3).all()
+    # the skier alone low in a grey 1080p frame: the whole view boxes him surely (0.86) but 335 px tall, under a
+    # quarter of the frame's long side, and nobody uncertain: others may be smaller still, so the tiles run
+    labels = next(lab for lab in load_labels() if lab.key == "coco_skier")
+    skier = read_labelled_image(labels, data.parent)
+    frame = np.full((1080, 1920, 3), 128, np.uint8)
+    frame[600 : 600 + skier.shape[0], 100 : 100 + skier.shape[1]] = skier
+    adaptive = blazepose()
+    boxes, scores = adaptive.person_boxes(torch.from_numpy(frame).permute(2, 0, 1).float(), frame)
+    assert adaptive.people.views_run == len(views(1080, 1920, 2, 0.25, 960)) and len(boxes) == 1
 
 
 def test_rows_of_tiles_keep_far_people_in_large_frames(blazepose):
