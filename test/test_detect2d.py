@@ -458,13 +458,13 @@ def test_the_rows_checked_against_the_person_mask_keep_their_landmarks(blazepose
     checked = torch.arange(len(rois)) % 2 == 0
     plain = model.landmarks(rgb, rois, None, boxes)
     mixed = model.landmarks(rgb, rois, None, boxes, checked)
-    torch.testing.assert_close(mixed["points"], plain["points"], atol=1e-3, rtol=0)
+    torch.testing.assert_close(mixed["points"], plain["points"], atol=1e-2, rtol=0)  # px: batches of other sizes
     assert plain["on_person"].isnan().all() and mixed["on_person"][~checked].isnan().all()
     assert model.segmenter is not None  # the whole graph is loaded where the check is on, only there
     assert blazepose(detector="nanodet", person_mask=0.0).segmenter is None
     assert blazepose(detector="blazepose").segmenter is None  # mediapipe's pipeline: no person boxes to doubt
     everyone = model.landmarks(rgb, rois, None, boxes, torch.ones(len(rois), dtype=torch.bool))["on_person"]
-    torch.testing.assert_close(everyone[checked], mixed["on_person"][checked])
+    torch.testing.assert_close(everyone[checked], mixed["on_person"][checked], atol=1e-4, rtol=0)
     assert ((everyone > 0) & (everyone <= 1)).all()
     # the boxes NanoDet is sure of (>= 0.45) are people: their limbs lie on the mask (measured 0.83-1.0; the
     # box between the robot and the man beside it, 0.41: 0.45, dropped by the gate)
