@@ -15,7 +15,7 @@ import pytest
 from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED
 from abspose.ros import config
 from abspose.ros.messages import MessageTypes
-from abspose.ros.node_core import ACTIVE, ERROR, INACTIVE, OK, UNCONFIGURED, WARN, NodeCore, Outputs
+from abspose.ros.node_core import ACTIVE, ERROR, INACTIVE, OK, UNCONFIGURED, WARN, NodeCore, Outputs, Stats
 
 T = MessageTypes.rosbags()
 
@@ -307,6 +307,51 @@ def test_live_parameters_apply_at_once_the_others_at_the_next_configure(bag_fram
     core.submit(image, info)
     assert wait_for(lambda: core.stats.frames == 1)
     assert out.skeletons and not out.markers  # publish.markers switched off while running
+    core.lines.clear()
+    assert core.apply({"warn_period": 3.0}) == [] and not any("next configure" in t for _, t in core.lines)
+
+
+def test_the_floor_is_looked_up_in_tf_at_each_image_stamp_and_a_missing_transform_is_counted(bag_frame, node):
+    """With ``ground_frame`` set, every frame asks TF for the floor under the image's frame at the image's stamp;
+    a lookup tf2 cannot answer is a warning naming both frames, counted in the diagnostics, and the frame runs on
+    without it."""
+    from abspose.ground import GroundPlane
+
+    image, info, _ = bag_frame
+    core, out = node(use_depth=False, ground_frame="base_footprint")
+    asked = []
+
+    def lookup(frame_id: str, stamp: int) -> GroundPlane:
+        asked.append((frame_id, stamp))
+        if len(asked) == 1:
+            return GroundPlane.from_height_pitch(1.0, 0.3)
+        raise LookupError('"base_footprint" passed to lookupTransform argument target_frame does not exist')
+
+    core.ground_lookup = lookup
+    core.submit(image, info)
+    assert wait_for(lambda: core.stats.frames == 1)
+    stamp = image.header.stamp.sec * 10**9 + image.header.stamp.nanosec
+    assert asked == [(image.header.frame_id, stamp)] and core.stats.ground == "tf" and core.stats.no_ground == 0
+    core.submit(stamped(image, image, 1.0), info)
+    assert wait_for(lambda: core.stats.frames == 2)
+    assert asked[1] == (image.header.frame_id, stamp + 10**9) and core.stats.no_ground == 1 and core.stats.ground == ""
+    frames = f"no transform from '{image.header.frame_id}' to ground_frame 'base_footprint' at the image stamp"
+    assert any(frames in text and "does not exist" in text for _, text in core.lines)
+    values = core.diagnose()[2]
+    assert values["frames without the TF ground plane"] == "1" and values["ground plane"] == "none"
+    assert len(out.skeletons) == 2  # both frames published
+
+
+def test_diagnostic_rates_are_the_counts_since_the_last_report_over_its_time():
+    idle = NodeCore(lambda level, text: None, T)
+    idle.stats.images, idle.stats.frames = 10, 4
+    idle._window = (Stats(), time.monotonic() - 2.0)  # the last report, 2 s ago, counted nothing yet
+    values = idle.diagnose()[2]
+    assert float(values["input rate (Hz)"]) == pytest.approx(5.0, abs=0.1)
+    assert float(values["output rate (Hz)"]) == pytest.approx(2.0, abs=0.1)
+    idle.stats.images = 13  # three more since that report
+    idle._window = (idle._window[0], time.monotonic() - 1.5)
+    assert float(idle.diagnose()[2]["input rate (Hz)"]) == pytest.approx(2.0, abs=0.1)
 
 
 def test_parameter_sets_are_validated_before_they_apply():
