@@ -411,9 +411,9 @@ def test_a_thin_person_in_profile_passes_the_plausibility_gate():
 
 def test_limb_coverage_is_the_visible_limbs_share_on_the_person_mask():
     """A mask whose left half is the person (1) and right half not (0): a skeleton drawn in the left half lies
-    on it (1.0), one in the right half off it (0.0); one with its left arm and leg (four of the twelve
-    segments) reaching into the right half lies 8/12 on it when those limbs are seen, 1.0 when they are hidden
-    (a limb behind a chair is not expected on the person's pixels)."""
+    on it (1.0), one in the right half off it (0.0); one whose left elbow, wrist, knee and ankle lie in the
+    right half (of the twelve segments 8 on it, 2 crossing the middle, 2 off) about 3/4 when those limbs are
+    seen, 1.0 when they are hidden (a limb behind a chair is not expected on the person's pixels)."""
     from abspose.detect2d import LIMB_LANDMARKS, limb_coverage
 
     mask = torch.zeros(1, 1, 64, 64)
