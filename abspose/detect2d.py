@@ -332,7 +332,7 @@ class BlazePose:
         # (Options.person_mask)
         check = self.options.person_mask > 0 and self.people is not None
         segmenter = load_graph("landmark", device=self.device, mask_size=MASK_SIZE) if check else None
-        self.segmenter = segmenter.to(self.dtype) if segmenter is not None else None
+        self.segmenter = segmenter.share_parameters(self.landmark).to(self.dtype) if segmenter is not None else None
         self.compiled = False
         self.compile_error: str | None = None
         if compile:

@@ -242,6 +242,19 @@ class TFLiteGraph(nn.Module):
                 raise GraphError(f"op {op['op']} is not supported (supported: {', '.join(SUPPORTED_OPS)})")
             self._steps.append(getattr(self, "_build_" + op["op"].lower())(op, consts))
 
+    def share_parameters(self, other: TFLiteGraph) -> TFLiteGraph:
+        """Use ``other``'s parameter wherever this graph has one of the same name — two graphs of one model file
+        pruned to different outputs then hold one copy of their common weights (the steps look parameters up by
+        name at each call). Returns self."""
+        for name in self._params.keys() & other._params.keys():
+            if self._params[name].shape != other._params[name].shape:
+                raise GraphError(
+                    f"cannot share parameter {name}: shapes {tuple(self._params[name].shape)} and "
+                    f"{tuple(other._params[name].shape)} differ (not the same model)"
+                )
+            self._params[name] = other._params[name]
+        return self
+
     # each builder returns a closure env -> None that writes its output into env
     def _const(self, key: str, value: torch.Tensor) -> str:
         name = "t" + key.replace(".", "_")

@@ -78,6 +78,28 @@ def test_the_person_mask_at_half_size_is_the_full_mask_at_half_resolution():
         mask_at(spec, {}, 128)
 
 
+def test_graphs_of_one_model_share_their_common_weights():
+    """The whole landmark graph beside the pruned one (detect2d's person-mask check): sharing leaves one copy of
+    the common weights, the segmentation decoder's own stay its own, and every output is unchanged; a graph of
+    another model, whose weights of the same name differ in shape, is refused."""
+    pruned, whole = load_graph("landmark", outputs=[0, 1, 3, 4]), load_graph("landmark")
+    x = real_input(256) / 255.0
+    with torch.inference_mode():
+        before = whole(x)
+        whole.share_parameters(pruned)
+        after = whole(x)
+    ptrs = {p.data_ptr() for p in pruned.parameters()}
+    own = [p for p in whole.parameters() if p.data_ptr() not in ptrs]
+    assert len(ptrs) == len(list(pruned.parameters())) and 0 < sum(p.numel() for p in own) < 10_000
+    for a, b in zip(after, before, strict=True):
+        assert torch.equal(a, b)
+    odd = load_graph("landmark", outputs=[0])
+    name = next(iter(odd._params))
+    odd._params[name] = torch.nn.Parameter(torch.zeros(3), requires_grad=False)
+    with pytest.raises(GraphError, match=f"cannot share parameter {name}"):
+        odd.share_parameters(pruned)
+
+
 def test_pads_before_convolutions_fold_into_them_with_the_same_outputs(monkeypatch):
     folded = load_graph("landmark", outputs=[0, 3])
     monkeypatch.setattr(tflite_graph, "_fold_pads", lambda ops, consts: ops)
