@@ -470,3 +470,35 @@ def test_the_rows_checked_against_the_person_mask_keep_their_landmarks(blazepose
     # box between the robot and the man beside it, 0.41: 0.45, dropped by the gate)
     sure = scores >= 0.45
     assert (everyone[sure] > 0.7).all() and int(sure.sum()) >= 8
+
+
+def test_heatmap_refinement_is_the_confidence_weighted_cell_at_edges_and_inside():
+    from abspose.detect2d import refine_with_heatmap
+
+    heat = torch.full((1, 4, 64, 64), -20.0)  # sigmoid ~ 0: nothing
+    heat[0, 0, 0, 0] = heat[0, 0, 0, 2] = 20.0  # keypoint 0: two sure cells on the crop's top row
+    heat[0, 1, 10, 20] = heat[0, 1, 12, 20] = 20.0  # keypoint 1: two cells in a column inside
+    heat[0, 3] = -5.0  # keypoint 3: a heatmap nowhere above sigmoid(-5) = 0.007
+    xy = torch.tensor([[[1.5, 0.5], [20.5, 11.5], [-3.0, 10.0], [30.5, 30.5]]]) / 64
+    out = refine_with_heatmap(xy, heat, kernel=3, min_conf=0.5)
+    expected = torch.tensor([[[1.0, 0.0], [20.0, 11.0]]]) / 64  # the window's mean cell, in crop fractions
+    torch.testing.assert_close(out[:, :2], expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[:, 2:], xy[:, 2:])  # outside the crop, or no cell sure enough: unchanged
+
+
+def test_detector_rois_near_a_tracked_persons_are_not_new_people():
+    from abspose.detect2d import _match_boxes, _untracked
+
+    tracked = torch.tensor([[100.0, 100.0, 80.0, 0.0], [300.0, 100.0, 80.0, 0.0]])  # cx, cy, side, angle
+    near, far = torch.tensor([[120.0, 110.0, 90.0, 0.1]]), torch.tensor([[200.0, 100.0, 80.0, 0.0]])
+    assert _untracked(near, tracked).tolist() == [False]  # 22 px from a tracked centre, within half its side
+    assert _untracked(far, tracked).tolist() == [True]  # 100 px from both
+    assert _untracked(torch.cat([far, near]), tracked).tolist() == [True, False]
+    assert _untracked(near, tracked[:1]).tolist() == [False]  # one person tracked
+    assert _untracked(near, tracked[:0]).tolist() == [True]  # nobody tracked: every ROI is new
+    # tracked keypoint boxes take the person box of largest total overlap, none below the threshold
+    kp = torch.tensor([[0.0, 0.0, 10.0, 20.0], [50.0, 0.0, 60.0, 20.0], [200.0, 0.0, 210.0, 20.0]])
+    new = torch.tensor([[51.0, 1.0, 61.0, 21.0], [0.0, 2.0, 10.0, 22.0], [0.0, 0.0, 30.0, 60.0]])
+    assert _match_boxes(kp, new, 0.5).tolist() == [1, 0, -1]
+    assert _match_boxes(kp, new, 0.95).tolist() == [-1, -1, -1]
+    assert _match_boxes(kp[:0], new, 0.5).tolist() == [] and _match_boxes(kp, new[:0], 0.5).tolist() == [-1] * 3

@@ -108,6 +108,17 @@ def test_millimetre_png_gives_the_same_people_as_metres(pipeline):
         pipeline(rgb, cam, "rgb8", depth=depth[::2, ::2].copy(), depth_encoding="32FC1")
 
 
+def test_the_pipeline_runs_the_models_and_settings_it_is_given(blazepose):
+    detector, lifter = blazepose(detector="blazepose"), Lifter.load()
+    cfg = PipelineConfig(device="cpu", use_depth=False, flip_average=False)
+    pipe = Pipeline(cfg, detector=detector, lifter=lifter)
+    assert pipe.cfg is cfg and pipe.detector is detector and pipe.lifter is lifter and not lifter.flip_average
+    rgb, depth, cam, _ = _frame(TUE_FRAMES[1])
+    people = pipe(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
+    assert len(people) >= 1 and not (people.source == SOURCE_FUSED).any()  # use_depth off: the image is ignored
+    assert torch.isnan(people.depth).all()
+
+
 def test_monocular_and_rgbd_agree_on_the_near_person(pipeline):
     rgb, depth, cam, _ = _frame(TUE_FRAMES[1])
     mono = pipeline(rgb, cam, "rgb8")

@@ -64,6 +64,17 @@ TARGETS: dict[str, list[str]] = {
     "abspose/ros/messages.py": ["test/ros/test_messages.py", "test/ros/test_outputs.py"],
     "abspose/ros/tf_store.py": ["test/ros/test_tf_store.py"],
     "abspose/person_detector.py": ["test/test_person_detector.py", "test/training/test_people_recall.py"],
+    "abspose/detect2d.py": ["test/test_detect2d.py", "test/training/test_people_recall.py"],
+    "abspose/pipeline.py": ["test/test_pipeline_real.py", "test/ros/test_processor.py"],
+    "abspose/models/tfjs_graph.py": ["test/models/test_tfjs_graph.py", "test/models/test_human_models.py"],
+    "abspose/models/tflite_graph.py": ["test/models/test_tflite_graph.py", "test/test_detect2d.py"],
+    "abspose/ros/runner.py": ["test/ros/test_runner.py", "test/ros/test_tf_store.py"],
+    "abspose/ros/preflight.py": ["test/ros/test_preflight.py"],
+    "abspose/training/synth.py": ["test/training/test_synth.py", "test/training/test_stature.py"],
+    "abspose/training/noise2d.py": ["test/training/test_noise2d.py", "test/training/test_dataset.py"],
+    "abspose/training/postures.py": ["test/training/test_postures.py"],
+    "abspose/training/scenes.py": ["test/training/test_scenes.py", "test/training/test_dataset.py"],
+    "abspose/training/render.py": ["test/training/test_render.py", "test/training/test_dataset.py"],
 }
 _COMPARE_SWAP = {
     ast.Lt: ast.LtE,

@@ -192,6 +192,40 @@ def test_a_bias_added_after_a_plain_convolution_becomes_its_bias(tmp_path):
     torch.testing.assert_close(TFJSGraph(spec, consts)(x)[0], ref, atol=1e-5, rtol=1e-5)
 
 
+def test_same_padding_split_unevenly_and_nearest_upsampling(tmp_path):
+    # TF's SAME padding puts the odd pixel after: a 3x3 stride-2 convolution of a 5x6 image pads rows 1 + 1 but
+    # columns 0 + 1; half-pixel nearest upsampling by 2 repeats each pixel twice in both directions
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(3, 3, 2, 3)).astype(np.float32)
+    size = np.array([6, 6], np.int32)
+    nodes = [
+        {"name": "x", "op": "Placeholder", "attr": {}},
+        {"name": "w", "op": "Const"},
+        {"name": "s", "op": "Const"},
+        {
+            "name": "conv",
+            "op": "Conv2D",
+            "input": ["x", "w"],
+            "attr": {"padding": {"s": _b64("SAME")}, "strides": {"list": {"i": ["1", "2", "2", "1"]}}},
+        },
+        {
+            "name": "y",
+            "op": "ResizeNearestNeighbor",
+            "input": ["conv", "s"],
+            "attr": {"half_pixel_centers": {"b": True}},
+        },
+    ]
+    manifest = [{"name": "w", "shape": [3, 3, 2, 3], "dtype": "float32"}, {"name": "s", "shape": [2], "dtype": "int32"}]
+    spec, consts = parse_tfjs(_tiny_model(tmp_path, w.tobytes() + size.tobytes(), manifest, nodes))
+    x = torch.from_numpy(rng.normal(size=(2, 5, 6, 2)).astype(np.float32))
+    y = TFJSGraph(spec, consts)(x)[0]
+    padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2), (0, 1, 1, 1))  # (left, right, top, bottom)
+    conv = torch.nn.functional.conv2d(padded, torch.from_numpy(w).permute(3, 2, 0, 1), stride=2)  # [2, 3, 3, 3]
+    ref = conv.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3).permute(0, 2, 3, 1)
+    assert y.shape == (2, 6, 6, 3)
+    torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_bad_graph_files_raise_graph_error_naming_the_problem(tmp_path):
     nodes = [{"name": "x", "op": "Placeholder"}, {"name": "y", "op": "Softplus", "input": ["x"]}]
     path = _tiny_model(tmp_path, b"", [], nodes)

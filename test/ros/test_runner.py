@@ -1,6 +1,9 @@
 """`abspose run` end to end on the real TU/e recordings in all three bag forms, a video and images."""
 
+import dataclasses
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,8 +13,8 @@ from rosbags.highlevel import AnyReader
 
 from abspose.cli import main
 from abspose.overlay import PALETTE
-from abspose.ros.messages import typestore
-from abspose.ros.runner import InputError, Topics, bag_frames
+from abspose.ros.messages import MessageTypes, typestore
+from abspose.ros.runner import Frame, InputError, RunStats, Topics, _choose_topics, bag_frames, file_frames, run
 
 from conftest import data_path
 
@@ -153,3 +156,47 @@ def test_bad_intrinsics_flags_fail_before_writing_and_leave_no_output(tmp_path, 
     assert main(args) == 2
     assert "notes.txt: not a bag, video" in capsys.readouterr().err
     assert len(read_outputs(out)["/abspose/skeletons"]) == 1
+
+
+def test_each_image_gets_the_camera_info_of_its_own_namespace():
+    # a RealSense-like recording: colour and depth each with their CameraInfo (a connection's topic and type
+    # are all the choice reads)
+    image, info = "sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"
+    topics = ["/cam/depth/image_rect_raw", "/cam/depth/camera_info", "/cam/color/image_raw", "/cam/color/camera_info"]
+    conns = [SimpleNamespace(topic=t, msgtype=image if "image" in t else info) for t in topics]
+    chosen = _choose_topics(conns, Topics(), use_depth=True)
+    assert chosen == Topics(topics[2], topics[3], topics[0], topics[1])
+    assert _choose_topics(conns, Topics(), use_depth=False) == Topics(topics[2], topics[3], None, None)
+    given = _choose_topics(conns, Topics(camera_info=topics[1]), use_depth=True)
+    assert given.camera_info == topics[1] and given.depth_camera_info == topics[1]
+
+
+def test_an_image_without_intrinsics_gets_a_60_degree_camera_centred_on_it():
+    photo = data_path("images", "coco_cc_by", "coco_val2017_000000000785.jpg")  # 640 x 425
+    warned: list[str] = []
+    frames = list(file_frames([photo, photo], None, 10.0, "camera", MessageTypes.rosbags(), warn=warned.append))
+    k = frames[0].info.K
+    assert k[0, 0] == k[1, 1] == pytest.approx(320 / math.tan(math.radians(30)))
+    assert (k[0, 2], k[1, 2]) == pytest.approx((319.5, 212.0))
+    assert [f.log_ns for f in frames] == [0, 100_000_000]  # stills stamped at the given rate
+    assert frames[1].info is frames[0].info and len(warned) == 1 and "60 deg" in warned[0]
+
+
+def test_the_run_counts_each_skipped_frame_once_and_goes_on_after_a_failing_one(bag_frame, make):
+    image, info, depth = bag_frame
+    odd = dataclasses.replace(image, encoding="yuv422_weird")
+    frames = [
+        Frame(odd, info),
+        Frame(image, info, depth),
+        Frame(odd, info),
+        Frame(image, SimpleNamespace()),  # a CameraInfo without fields: an input nobody foresaw
+        Frame(image, info, depth),
+    ]
+    warned: list[str] = []
+    stats = RunStats()
+    assert run(iter(frames), make(), None, stats, lambda kind, text: warned.append(text) or True) is stats
+    assert stats.frames == 5 and len(stats.people) == 2 and min(stats.people) >= 1
+    (failed, bad) = sorted(stats.skipped)
+    assert failed.startswith("failed: AttributeError") and stats.skipped[failed] == 1
+    assert "yuv422_weird" in bad and stats.skipped[bad] == 2
+    assert len(warned) == 3 and "frame 4 failed: AttributeError" in warned[2]
