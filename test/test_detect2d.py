@@ -364,6 +364,13 @@ def test_a_doubtful_skeleton_inside_surer_people_is_dropped():
     assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 1, 0, 0]
     alive[1] = False  # the neighbour it straddled is gone: half of it is uncovered
     assert _enclosed(boxes, score, alive, 0.45, 0.9).tolist() == [0, 0, 0, 0, 0]
+    # a weak copy with the very box of a surer skeleton lies wholly inside it (edges included)
+    same = torch.tensor([[0, 0, 100, 200], [0, 0, 100, 200.0]])
+    assert _enclosed(same, torch.tensor([0.8, 0.3]), torch.ones(2, dtype=torch.bool), 0.45, 1.0).tolist() == [0, 1]
+    # one whose right 15 % sticks out of it: 7 of the 8 columns of points covered, 0.875 < 0.9
+    out = torch.tensor([[0, 0, 85, 200], [0, 0, 100, 200.0]])
+    assert _enclosed(out, torch.tensor([0.8, 0.3]), torch.ones(2, dtype=torch.bool), 0.45, 0.9).tolist() == [0, 0]
+    assert _enclosed(out, torch.tensor([0.8, 0.3]), torch.ones(2, dtype=torch.bool), 0.45, 0.85).tolist() == [0, 1]
 
 
 def test_a_doubtful_copy_of_a_sure_persons_head_is_dropped():
@@ -502,3 +509,16 @@ def test_detector_rois_near_a_tracked_persons_are_not_new_people():
     assert _match_boxes(kp, new, 0.5).tolist() == [1, 0, -1]
     assert _match_boxes(kp, new, 0.95).tolist() == [-1, -1, -1]
     assert _match_boxes(kp[:0], new, 0.5).tolist() == [] and _match_boxes(kp, new[:0], 0.5).tolist() == [-1] * 3
+
+
+def test_keypoint_boxes_enclose_the_visible_landmarks_or_all_when_few_are_seen():
+    from abspose.detect2d import _keypoint_boxes
+
+    points = _standing(100)[None].repeat(2, 1, 1)  # [2, 33, 2]
+    vis = torch.zeros(2, 33)
+    vis[0, [11, 12, 23, 24]] = 0.9  # four landmarks seen: the box is theirs (the torso)
+    vis[1, [11, 12, 23]] = 0.9  # three: too few to trust, the box is every landmark's
+    box = _keypoint_boxes(points, vis)
+    torso = points[0, [11, 12, 23, 24]]
+    torch.testing.assert_close(box[0], torch.cat([torso.amin(0), torso.amax(0)]))
+    torch.testing.assert_close(box[1], torch.cat([points[1].amin(0), points[1].amax(0)]))

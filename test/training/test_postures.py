@@ -109,6 +109,23 @@ def test_balance_turns_a_body_about_its_ankles_until_it_stands():
     assert stood[0, J["pelvis"], 2] < bent[0, J["pelvis"], 2] - 0.05  # the hips went back
 
 
+def test_balance_brings_the_centre_of_mass_to_the_toes_limit_of_a_body_bent_sideways_too():
+    """Bent forward 90° and 40° to the side, arms out to that side: the centre of mass lies 17 cm to the
+    side of the ankles; the turn about the ankle line brings it, front to back, exactly to the toes less 2 cm."""
+    dirs = torch.zeros(1, len(sk.BONES), 3)
+    flat_feet = torch.full((1, 2), math.radians(15))
+    dirs[:, P.HIPS + P.THIGHS + P.SHANKS + P.FEET] = P.legs(*(torch.zeros(1, 2),) * 3, flat_feet, torch.zeros(1, 2))
+    dirs[:, P.TRUNK], chest = P.trunk(*(torch.tensor([math.radians(a)]) for a in (90, 40, 0, 0)))
+    arms_out = torch.tensor([[0.0, 1, 0], [1, 0, 0], [-1, 0, 0], *([[1, 0, 0]] * 4)])
+    dirs[:, P.UPPER] = arms_out @ chest[0].T
+    bones = dirs * torch.tensor([REFERENCE_BONES[b] for b in sk.BONES])[:, None]
+    stood = P.balance(P.on_floor(forward_kinematics(torch.zeros(1, 3), bones)))
+    ankles = stood[0, [J["left_ankle"], J["right_ankle"]]].mean(0)
+    com = P.centre_of_mass(stood)[0] - ankles
+    toes = stood[0, [J["left_foot"], J["right_foot"]], 2].mean() - ankles[2]
+    assert com[0] > 0.1 and abs(float(com[2] - (toes - 0.02))) < 1e-3
+
+
 def test_recombined_bodies_wear_the_other_clips_arms_and_keep_their_own_legs(real):
     lower, upper = real
     pose = P.make("recombined", lower, upper, torch.Generator().manual_seed(2))

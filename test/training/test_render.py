@@ -55,7 +55,8 @@ def test_sensor_noise_grows_with_z_squared_and_faults_are_where_they_belong():
     mm = sense(z, model, g).astype(np.float64) / 1000
     assert mm.dtype == np.float64 and (mm > 0).all()
     sd_near, sd_far = mm[:, :150].std(), mm[:, 170:].std()
-    assert 0.5 * 2e-3 * 4 < sd_near < 2 * 2e-3 * 4 and 3 < sd_far / sd_near < 5.5  # σ = k z²
+    # σ = k z², its smooth and per-pixel parts together of unit variance (measured 0.99-1.03 over 8 seeds)
+    assert 0.9 * 2e-3 * 4 < sd_near < 1.1 * 2e-3 * 4 and 3 < sd_far / sd_near < 5.5
     # range limits and holes give 0 (no reading); flying pixels only on the depth step
     far = sense(torch.full((240, 320), 9.5), SensorModel(noise=(0.0, 0.0), max_range=(9.0, 9.0)), g)
     assert (far == 0).all()

@@ -38,6 +38,22 @@ def test_people_stand_on_one_floor_apart_from_the_target(val):
     # pelvis to pelvis, along the floor, at least the minimum gap (pelvises sit at different heights)
     gap = (s.others[:, :, sk.PELVIS] - s.targets.joints[:, None, sk.PELVIS]).norm(dim=-1)[present]
     assert gap.min() > 0.45
+    # on either side of the line of sight to the target, about as often (the camera's x is sideways)
+    right = (s.others[:, :, sk.PELVIS, 0] > s.targets.joints[:, None, sk.PELVIS, 0])[present].float().mean()
+    assert 0.3 < right < 0.7
+
+
+def test_the_wall_stands_upright_behind_the_target(val):
+    s = make_scenes(val, 100, 4, NoiseModel.default(), rng=SceneRange(wall=1.0))
+    floor, wall = s.planes[:, 0], s.planes[:, 1]
+    assert torch.isfinite(wall).all()
+    torch.testing.assert_close(wall[:, :3].norm(dim=-1), torch.ones(len(s)))
+    assert (wall[:, :3] * floor[:, :3]).sum(-1).abs().max() < 1e-5  # perpendicular to the floor
+    # the camera and the target's pelvis on the same side, the pelvis wall_gap in front of it
+    assert (wall[:, 3] > 0).all()
+    pelvis = wall[:, 3] - (s.targets.joints[:, sk.PELVIS] * wall[:, :3]).sum(-1)
+    lo, hi = SceneRange().wall_gap
+    assert pelvis.min() > lo - 1e-4 and pelvis.max() < hi + 1e-4 and pelvis.max() - pelvis.min() > 2.0
 
 
 def test_scene_depth_is_what_a_registered_depth_camera_sees(val):

@@ -68,6 +68,7 @@ def test_cameras_see_upright_people_in_range(clean):
     assert z.quantile(0.1) < 1.7 and z.quantile(0.9) > 7  # the whole 0.8–12 m range is covered
     f = b.K[:, 0, 0]
     assert f.min() >= 300 and f.max() <= 2000
+    assert b.K.shape == (len(b), 3, 3) and (b.K[:, 2] == torch.tensor([0.0, 0.0, 1.0])).all()
     # y is down in the optical frame: the head is above the pelvis for nearly all (some dance poses invert)
     assert (b.joints[:, J["head"], 1] < b.joints[:, sk.PELVIS, 1]).float().mean() > 0.97
     # clean 2D = exact projection; the head is always in the image (detectable people only)
