@@ -56,7 +56,12 @@ def test_detect_names_the_unreadable_file_and_keeps_going(tmp_path):
     out = run("detect", bad, frame, "--device", "cpu")
     assert out.returncode == 2
     assert "broken.png: cannot read image" in out.stderr
-    assert re.search(rf"{re.escape(str(frame))}: [1-9]\d* people", out.stdout)  # the standing person, the seated row
+    # the standing person and the seated row (no --max-people: everyone)
+    assert re.search(rf"{re.escape(str(frame))}: ([2-9]|\d\d+) people", out.stdout), out.stdout
+    everyone = run("detect", frame, "--device", "cpu", "--max-people", 0)  # 0: no limit, as without the flag
+    assert everyone.returncode == 0 and re.search(r": ([2-9]|\d\d+) people", everyone.stdout), everyone.stdout
+    negative = run("detect", frame, "--max-people", -1)
+    assert negative.returncode == 2 and "--max-people" in negative.stderr
 
 
 def test_weights_command_reports_the_cache():

@@ -60,3 +60,10 @@ def test_draw_people_labels_seen_people_and_leaves_out_coasting_ones():
     alone = draw_people(img, [seen])
     np.testing.assert_array_equal(out, alone)  # the coasting person adds nothing
     assert out[:, :100].any() and not out[:, 110:].any()
+
+
+def test_an_rgba_image_is_drawn_on_its_colour_channels():
+    rgba = np.zeros((60, 80, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 40, 255
+    out = draw_skeletons(rgba, np.full((1, sk.NUM_JOINTS, 2), np.nan), np.zeros((1, sk.NUM_JOINTS)))
+    assert out.mode == "RGB" and np.array_equal(np.asarray(out), rgba[..., :3])

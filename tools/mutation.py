@@ -75,6 +75,15 @@ TARGETS: dict[str, list[str]] = {
     "abspose/training/postures.py": ["test/training/test_postures.py"],
     "abspose/training/scenes.py": ["test/training/test_scenes.py", "test/training/test_dataset.py"],
     "abspose/training/render.py": ["test/training/test_render.py", "test/training/test_dataset.py"],
+    "abspose/training/mocap.py": ["test/training/test_mocap.py"],
+    "abspose/training/dataset.py": ["test/training/test_dataset.py"],
+    "abspose/training/metrics.py": ["test/training/test_metrics.py"],
+    "abspose/training/baseline.py": ["test/training/test_baseline.py"],
+    "abspose/training/stature.py": ["test/training/test_stature.py", "test/training/test_synth.py"],
+    "abspose/training/evaluate.py": ["test/training/test_evaluate.py", "test/training/test_postures.py"],
+    "abspose/overlay.py": ["test/test_overlay.py"],
+    "abspose/models/human_models.py": ["test/models/test_human_models.py"],
+    "abspose/detect_cli.py": ["test/test_detect_cli.py"],
 }
 _COMPARE_SWAP = {
     ast.Lt: ast.LtE,

