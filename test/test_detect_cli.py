@@ -53,8 +53,9 @@ def test_detect_names_the_unreadable_file_and_keeps_going(tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     frame = data_path("rgbd", "tue_hero", "frames", f"{TUE_FRAMES[1]}_rgb.png")
-    out = run("detect", bad, frame, "--device", "cpu")
+    out = run("detect", bad, frame, "--device", "cpu", "--overlay", tmp_path / "new" / "overlays")
     assert out.returncode == 2
+    assert (tmp_path / "new" / "overlays" / f"{frame.stem}_overlay.png").is_file()  # several images: a folder
     assert "broken.png: cannot read image" in out.stderr
     # the standing person and the seated row (no --max-people: everyone)
     assert re.search(rf"{re.escape(str(frame))}: ([2-9]|\d\d+) people", out.stdout), out.stdout
