@@ -482,15 +482,18 @@ def test_the_rows_checked_against_the_person_mask_keep_their_landmarks(blazepose
 def test_heatmap_refinement_is_the_confidence_weighted_cell_at_edges_and_inside():
     from abspose.detect2d import refine_with_heatmap
 
-    heat = torch.full((1, 4, 64, 64), -20.0)  # sigmoid ~ 0: nothing
+    heat = torch.full((1, 6, 64, 64), -20.0)  # sigmoid ~ 0: nothing
     heat[0, 0, 0, 0] = heat[0, 0, 0, 2] = 20.0  # keypoint 0: two sure cells on the crop's top row
     heat[0, 1, 10, 20] = heat[0, 1, 12, 20] = 20.0  # keypoint 1: two cells in a column inside
-    heat[0, 3] = -5.0  # keypoint 3: a heatmap nowhere above sigmoid(-5) = 0.007
-    xy = torch.tensor([[[1.5, 0.5], [20.5, 11.5], [-3.0, 10.0], [30.5, 30.5]]]) / 64
+    heat[0, 2, 20, 0] = heat[0, 2, 22, 1] = 20.0  # keypoint 2: in the crop's first column
+    heat[0, 3, 63, 63] = heat[0, 3, 62, 63] = 20.0  # keypoint 3: at the bottom-right corner
+    heat[0, 5] = -5.0  # keypoint 5: a heatmap nowhere above sigmoid(-5) = 0.007
+    xy = torch.tensor([[[1.5, 0.5], [20.5, 11.5], [0.5, 21.5], [63.5, 63.5], [-3.0, 10.0], [30.5, 30.5]]]) / 64
     out = refine_with_heatmap(xy, heat, kernel=3, min_conf=0.5)
-    expected = torch.tensor([[[1.0, 0.0], [20.0, 11.0]]]) / 64  # the window's mean cell, in crop fractions
-    torch.testing.assert_close(out[:, :2], expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(out[:, 2:], xy[:, 2:])  # outside the crop, or no cell sure enough: unchanged
+    # the window's mean cell, in crop fractions
+    expected = torch.tensor([[[1.0, 0.0], [20.0, 11.0], [0.5, 21.0], [63.0, 62.5]]]) / 64
+    torch.testing.assert_close(out[:, :4], expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[:, 4:], xy[:, 4:])  # outside the crop, or no cell sure enough: unchanged
 
 
 def test_detector_rois_near_a_tracked_persons_are_not_new_people():
