@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import abspose
+from abspose.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,6 +19,9 @@ def test_help_lists_subcommands_and_version_prints_versions():
     out = run("version")
     assert out.returncode == 0
     assert f"abspose {abspose.__version__}" in out.stdout and re.search(r"^torch \d", out.stdout, flags=re.M)
+    out = run()  # no subcommand: the help, and success
+    assert out.returncode == 0 and "usage: abspose" in out.stdout and "version" in out.stdout
+    assert main([]) == 0  # what ros2 run's entry point and scripts get back
 
 
 def test_unknown_subcommand_fails_with_usage():

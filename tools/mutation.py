@@ -88,6 +88,15 @@ TARGETS: dict[str, list[str]] = {
     "abspose/overlay.py": ["test/test_overlay.py"],
     "abspose/models/human_models.py": ["test/models/test_human_models.py"],
     "abspose/detect_cli.py": ["test/test_detect_cli.py"],
+    "abspose/cli.py": [
+        "test/test_cli.py",
+        "test/test_detect_cli.py",
+        "test/ros/test_runner.py::test_cli_errors_name_the_file",
+    ],
+    "abspose/training/train.py": ["test/training/test_train.py"],
+    "abspose/training/people_recall.py": ["test/training/test_people_recall.py"],
+    "abspose/training/lifter_cli.py": ["test/training/test_lifter_cli.py"],
+    "abspose/ros/run_cli.py": ["test/ros/test_runner.py", "test/ros/test_hostile_files.py"],
 }
 _COMPARE_SWAP = {
     ast.Lt: ast.LtE,

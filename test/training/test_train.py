@@ -9,7 +9,10 @@ import torch
 from abspose.lifter import Lifter, LifterConfig
 from abspose.precision import bf16_is_fast
 from abspose.training.dataset import load_mocap_set
-from abspose.training.train import TrainConfig, flush_denormal, train
+from abspose.training.evaluate import Prediction, score
+from abspose.training.noise2d import NoiseModel
+from abspose.training.synth import CameraRange
+from abspose.training.train import TrainConfig, evaluate, flush_denormal, train, validation_set
 
 from conftest import DATA, data_path
 
@@ -70,3 +73,14 @@ def test_fast_optimizer_learns_reproducibly_and_restores_denormals(splits):
     again, _ = train(*splits, cfg, progress=False, log=lambda s: None)
     for (name, a), b in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_the_validation_numbers_are_those_of_the_evaluation_tables(splits):
+    batch = validation_set(splits[1], 256, 3, NoiseModel.default(), CameraRange())
+    model = Lifter.load()
+    got = evaluate(model, batch)
+    with torch.no_grad():
+        res = model(batch.keypoints, batch.mask, batch.K)
+    table = score(Prediction(res.joints, res.root), batch)["all"]
+    assert got == pytest.approx({"mpjpe_mm": table["MPJPE"], "mrpe_mm": table["MRPE"]}, rel=1e-4)
+    assert 30 < got["mpjpe_mm"] < 200 and 50 < got["mrpe_mm"] < 1000
