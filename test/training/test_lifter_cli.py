@@ -1,8 +1,13 @@
 """`abspose train-lifter` and `abspose eval-lifter` from the command line."""
 
+import json
 import subprocess
 import sys
 
+import torch
+
+from abspose.lifter import Lifter
+from abspose.precision import bf16_is_fast
 from abspose.training.postures import KINDS
 
 from conftest import DATA, data_path
@@ -32,6 +37,9 @@ def test_train_lifter_writes_a_checkpoint(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert out.exists() and "wrote" in r.stdout
+    # bfloat16 by default where the CPU computes it natively (the shipped run's setting), the fast optimizer on
+    cfg = json.loads(Lifter.load(out).metadata["train_config"])
+    assert cfg["bf16"] == bf16_is_fast(torch.device("cpu")) and cfg["fast_optimizer"] is True
 
 
 def test_eval_lifter_prints_the_table(tmp_path):

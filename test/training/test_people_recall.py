@@ -57,6 +57,9 @@ def test_scoring_rule():
     # small skeletons are not scored where only tall people are labelled; boxes are clipped to the image
     s = score_image(_labels(min_height=80), np.array([[300, 0, 310, 40], [0, -50, 50, 260]]), (200, 400))
     assert (s.found, s.detections) == (1, 1)
+    # nobody found: every labelled person missed, no detection, no false one
+    s = score_image(_labels(), np.zeros((0, 4)), (400, 400))
+    assert (s.found, s.visible, s.detections, s.correct, s.false["x"]) == (0, 3, 0, 0, [])
 
 
 def _run(model, labels, data):
