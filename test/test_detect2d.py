@@ -496,7 +496,7 @@ def test_heatmap_refinement_is_the_confidence_weighted_cell_at_edges_and_inside(
     torch.testing.assert_close(out[:, 4:], xy[:, 4:])  # outside the crop, or no cell sure enough: unchanged
 
 
-def test_detector_rois_near_a_tracked_persons_are_not_new_people():
+def test_detector_rois_near_a_tracked_person_are_not_new_people():
     from abspose.detect2d import _match_boxes, _untracked
 
     tracked = torch.tensor([[100.0, 100.0, 80.0, 0.0], [300.0, 100.0, 80.0, 0.0]])  # cx, cy, side, angle
