@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
-"""Mutation testing of the per-frame runtime's geometry and state (camera model, depth readout, body surface,
-lifter, fusion, ground plane, body scale, tracking, smoothing), the NanoDet front-end and the message layer:
-seeded one-line bugs, each run against the tests of its module; prints the kill rate per module and the
-survivors.
+"""Mutation testing of the package (the per-frame runtime, the message layer and the runner, the model
+importers, the training and evaluation tools, the CLIs): seeded one-line bugs, each run against the tests
+of its module (``TARGETS``); prints the kill rate per module and the survivors.
 
     python tools/mutation.py                 # every module, 15 mutants each (~30 min on 2 cores)
     python tools/mutation.py --per-module 0  # every mutant there is
