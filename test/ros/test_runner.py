@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -86,6 +87,7 @@ def test_video_with_overlay_and_images_with_intrinsics(tmp_path, capsys):
     )
     captured = capsys.readouterr()
     assert "assuming a 60 deg horizontal field of view" in captured.err
+    assert not re.search(r"^t=\d", captured.err, re.M)  # a video is no photo: a line per frame only if --verbose
     pictures = sorted(overlay.glob("*.png"))
     assert len(pictures) == 5
     with Image.open(pictures[0]) as im:  # people drawn: the palette's colours appear

@@ -12,7 +12,7 @@ from abspose.training.dataset import load_mocap_set
 from abspose.training.evaluate import Prediction, score
 from abspose.training.noise2d import NoiseModel
 from abspose.training.synth import CameraRange
-from abspose.training.train import TrainConfig, evaluate, flush_denormal, train, validation_set
+from abspose.training.train import TrainConfig, evaluate, flush_denormal, sample_batch, train, validation_set
 
 from conftest import DATA, data_path
 
@@ -84,3 +84,36 @@ def test_the_validation_numbers_are_those_of_the_evaluation_tables(splits):
     table = score(Prediction(res.joints, res.root), batch)["all"]
     assert got == pytest.approx({"mpjpe_mm": table["MPJPE"], "mrpe_mm": table["MRPE"]}, rel=1e-4)
     assert 30 < got["mpjpe_mm"] < 200 and 50 < got["mrpe_mm"] < 1000
+
+
+def _elbow_angles(joints: torch.Tensor) -> torch.Tensor:
+    """[B, 2] angles (degrees) between each upper arm and its forearm; invariant to the camera, the body's
+    size and its bone lengths (synthesis keeps bone directions)."""
+    out = []
+    for s, e, w in ((12, 14, 16), (13, 15, 17)):
+        upper, fore = joints[:, e] - joints[:, s], joints[:, w] - joints[:, e]
+        cos = torch.nn.functional.cosine_similarity(upper, fore, dim=-1)
+        out.append(torch.rad2deg(torch.acos(cos.clamp(-1, 1))))
+    return torch.stack(out, 1)
+
+
+def test_made_postures_are_drawn_from_the_whole_pool(splits):
+    # 200 made postures that differ only in how far both elbows bend (0.5 to 100 degrees, 0.5 apart)
+    base = splits[0][0]
+    bend = torch.arange(1, 201, dtype=torch.float32) * 0.5
+    made = base.repeat(200, 1, 1)
+    for s, e, w in ((12, 14, 16), (13, 15, 17)):
+        upper = torch.nn.functional.normalize(base[e] - base[s], dim=0)
+        side = torch.nn.functional.normalize(torch.linalg.cross(upper, torch.tensor([0.0, 0.0, 1.0])), dim=0)
+        fore = torch.cos(torch.deg2rad(bend))[:, None] * upper + torch.sin(torch.deg2rad(bend))[:, None] * side
+        made[:, w] = base[e] + (base[w] - base[e]).norm() * fore
+    g = torch.Generator().manual_seed(0)
+    batch = sample_batch(splits[0], 512, NoiseModel.default(), CameraRange(), None, g, made, share=1.0)
+    angles = _elbow_angles(batch.joints)
+    assert torch.allclose(angles[:, 0], angles[:, 1], atol=0.05)  # each sample is one made posture (mirrored or not)
+    drawn = torch.round(angles[:, 0] / 0.5).long()
+    assert drawn.min() >= 1 and drawn.max() <= 200
+    assert len(drawn.unique()) > 150  # 512 draws from 200: about 185 distinct (from 18 only: at most 18)
+    half = sample_batch(splits[0], 512, NoiseModel.default(), CameraRange(), None, g, made, share=0.5)
+    from_made = (_elbow_angles(half.joints) - torch.round(_elbow_angles(half.joints) / 0.5) * 0.5).abs().amax(1) < 0.05
+    assert 0.35 < from_made.float().mean() < 0.65  # the real poses' elbows fall on the 0.5-degree grid rarely
