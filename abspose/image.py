@@ -76,6 +76,16 @@ def to_rgb_tensor(
     return t.permute(2, 0, 1)
 
 
+def rgb8_of(image: np.ndarray | torch.Tensor, encoding: str | None = None) -> np.ndarray | None:
+    """A non-empty HxWx3 uint8 numpy frame in ``rgb8`` or ``bgr8`` (None: rgb8) as contiguous RGB uint8 HxWx3
+    without a float copy of it; None for any other input (:func:`to_rgb_tensor` checks and converts those)."""
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
+        return None
+    if min(image.shape[:2]) == 0 or (encoding or "rgb8") not in ("rgb8", "bgr8"):
+        return None
+    return np.ascontiguousarray(image if (encoding or "rgb8") == "rgb8" else image[..., ::-1])
+
+
 def tensor_to_rgb8(rgb: torch.Tensor) -> np.ndarray:
     """[3,H,W] 0..255 tensor (as :func:`to_rgb_tensor` gives) -> contiguous RGB uint8 HxWx3 numpy."""
     return rgb.permute(1, 2, 0).clamp(0, 255).round().to(torch.uint8).contiguous().cpu().numpy()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from abspose.image import ImageError, default_encoding, read_image, tensor_to_rgb8, to_rgb8, to_rgb_tensor
+from abspose.image import ImageError, default_encoding, read_image, rgb8_of, tensor_to_rgb8, to_rgb8, to_rgb_tensor
 
 from conftest import png_claiming
 
@@ -52,6 +52,27 @@ def test_back_to_rgb8_rounds_clamps_and_keeps_the_layout():
     assert out.tolist() == [[[0, 255, 255], [0, 128, 3]]]
     bgr = np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)
     assert to_rgb8(bgr, "bgr8").tolist() == [[[3, 2, 1], [6, 5, 4]]]
+
+
+def test_rgb8_frames_are_taken_as_they_are_and_others_are_left_to_the_float_path():
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    assert rgb8_of(rgb) is rgb and rgb8_of(rgb, "rgb8") is rgb  # contiguous rgb8: no copy at all
+    strided = np.ascontiguousarray(np.concatenate([rgb, rgb], 1))[:, ::2]
+    got = rgb8_of(strided)
+    assert got.flags.c_contiguous and np.array_equal(got, strided)
+    bgr = rgb8_of(rgb[..., ::-1], "bgr8")
+    assert bgr.flags.c_contiguous and np.array_equal(bgr, rgb)
+    assert np.array_equal(bgr, tensor_to_rgb8(to_rgb_tensor(rgb[..., ::-1].copy(), "bgr8")))  # as the float path
+    for image, encoding in [
+        (rgb, "rgba8"),  # an encoding that does not fit: to_rgb_tensor names the mismatch
+        (rgb, "mono8"),
+        (rgb.astype(np.uint16), None),
+        (rgb[..., 0], None),
+        (np.zeros((0, 7, 3), np.uint8), None),  # empty: to_rgb_tensor refuses it
+        (torch.from_numpy(rgb), None),
+    ]:
+        assert rgb8_of(image, encoding) is None
 
 
 def test_image_files_are_read_as_rgb_and_bombs_refused_by_their_header(tmp_path):
