@@ -10,13 +10,15 @@ mediapipe's PoseLandmarker (num_poses=10) in IMAGE and VIDEO mode. Printed: medi
 ms/frame, people found per frame (labelled people matched, see abspose/training/people_recall.py), ms per
 person found, and the ratio peer/ours (> 1: ours is faster). ``--large`` adds frames 2, 3 and 4 times the
 street frames' size (mosaics of them: the same people at their own pixel size), ours with rows of tiles of at
-most 960 px (the default) against tiles of the short side (``tile_max=0``), and mediapipe.
-Run: ``python bench/bench_people.py [--rounds N] [--compile] [--large]``.
+most 960 px (the default) against tiles of the short side (``tile_max=0``), and mediapipe. ``--per-person``
+instead times frames of 1-4 copies of one person side by side and prints each pipeline's cost per extra person.
+Run: ``python bench/bench_people.py [--rounds N] [--compile] [--large | --per-person]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -57,6 +59,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10, help="passes over each group's images (frames per image)")
     ap.add_argument("--compile", action="store_true", help="torch.compile NanoDet and the landmark model (~2 min)")
     ap.add_argument("--large", action="store_true", help="also 1920x1080 to 3840x2160 frames (mosaics)")
+    ap.add_argument(
+        "--per-person", action="store_true", help="instead: the cost of each extra person (1-4 copies of one person)"
+    )
     args = ap.parse_args()
     if not DATA.is_dir():
         sys.exit(f"bench: {DATA} not found (needs ../shared/data beside the repository)")
@@ -106,6 +111,9 @@ def main() -> int:
         f"# people found and ms/frame, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{'compiled' if image.compiled else 'eager'} fp32, CPU\n"
     )
+    if args.per_person:
+        per_person(labelled, runs, args.rounds, fresh_video=lambda: tasks(True))
+        return 0
     print("| images | pipeline | ms/frame (median) | people found / labelled | ms per person found | peer/ours |")
     print("|---|---|---|---|---|---|")
     for group, prefixes in GROUPS.items():
@@ -158,6 +166,44 @@ def main() -> int:
                 frame = f"{img.shape[1]}x{img.shape[0]} ({n}x{n} street frames)"
                 print(f"| {frame} | {name} | {ms:.1f} | {hits}/{len(lab.visible)} | {per} | {ratio} |")
     return 0
+
+
+def per_person(labelled, runs: dict, rounds: int, fresh_video) -> None:
+    """ms/frame against people found on frames of 1-4 copies of the business portrait side by side (the one
+    labelled image of which mediapipe finds every copy), and each pipeline's cost per extra person: the
+    least-squares slope of ms/frame over people found. Tracking modes start afresh on each frame size (ours
+    reset, a new mediapipe VIDEO landmarker from ``fresh_video()``) and hold it for ``rounds`` frames; the
+    other pipelines see each frame once untimed first."""
+    lab, img = next((lab, img) for lab, img in labelled if lab.key == "mp_business")
+    w = img.shape[1]
+    print("\n| pipeline | ms/frame at 1, 2, 3, 4 copies (people found) | ms per extra person |")
+    print("|---|---|---|")
+    for name, (kind, model, held) in runs.items():
+        if "tiles always" in name or "bf16" in name:
+            continue
+        found, ms = [], []
+        for n in range(1, 5):
+            frame = np.ascontiguousarray(np.concatenate([img] * n, 1))
+            shifted = {
+                part: np.concatenate([getattr(lab, part).reshape(-1, 4) + [k * w, 0, k * w, 0] for k in range(n)])
+                for part in ("visible", "partial", "objects")
+            }
+            row = dataclasses.replace(lab, key=f"{lab.key}_x{n}", **shifted)
+            times, hits = [], 0
+            if held and kind == "ours":
+                model.reset()
+            elif held:
+                model = fresh_video()
+            else:
+                model(frame)  # warm-up at this size
+            for _ in range(rounds):
+                t, hits = run_and_score(kind, model, frame, row)
+                times.append(t)
+            found.append(hits)
+            ms.append(statistics.median(times))
+        slope = np.polyfit(found, ms, 1)[0] if len(set(found)) > 1 else float("nan")
+        cells = ", ".join(f"{m:.1f} ({f})" for m, f in zip(ms, found, strict=True))
+        print(f"| {name} | {cells} | {slope:.1f} |")
 
 
 if __name__ == "__main__":
