@@ -52,6 +52,19 @@ def _rendered_readout(joints: torch.Tensor):
     return px, read_depth(depth, px, torch.ones(joints.shape[:2], dtype=torch.bool), focal=F)
 
 
+def test_the_torso_columns_stand_evenly_across_its_width():
+    """Five columns from the hips to the shoulders: the sides, the spine and two halfway between (an end at
+    the midpoint of two joints), so the torso's front is flat, not scalloped."""
+    caps = body_capsules(_person(0.0), per_person=True)
+    hips_y = float(_person(0.0)[0, sk.JOINT_INDEX["pelvis"], 1])
+    upward = (caps.a[0, :, 1] - hips_y).abs() < 1e-6
+    upward &= caps.b[0, :, 1] < hips_y - 0.2  # from the hips' height up to the spine or the shoulders
+    xs = sorted(round(float(x), 4) for x in caps.a[0, upward, 0])
+    assert xs == [-0.095, -0.0475, 0.0, 0.0475, 0.095]
+    tops = sorted(round(float(x), 4) for x in caps.b[0, upward, 0])  # the spine's column ends at the spine
+    assert tops == [-0.18, -0.09, 0.0, 0.09, 0.18]
+
+
 def test_the_pelvis_lies_farther_behind_the_surface_seen_from_the_side():
     patch = torch.tensor([0.01])
     front, side = readout_offsets(_person(0), patch), readout_offsets(_person(90), patch)

@@ -48,7 +48,7 @@ TARGETS: dict[str, list[str]] = {
         "test/ros/test_parameters.py",
         "test/ros/test_preflight.py",
     ],
-    "abspose/track.py": ["test/test_track.py", "test/ros/test_processor.py"],
+    "abspose/track.py": ["test/test_track.py", "test/ros/test_processor.py", "test/test_body_scale.py"],
     "abspose/smoothing.py": ["test/test_smoothing.py", "test/test_track.py"],
     "abspose/fuse.py": ["test/test_fuse.py", "test/ros/test_processor.py"],
     "abspose/ground.py": ["test/test_ground.py", "test/test_body_scale.py"],
