@@ -37,7 +37,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
         "safetensors by abspose_ros; weights unchanged.",
     ),
 }
-FORMAT_VERSION = "2"  # 2: convolution biases folded (tfjs_graph._fold_bias)
+FORMAT_VERSION = "3"  # 2: convolution biases folded (tfjs_graph._fold_bias); 3: activations too
 
 
 def weights_path(name: str) -> Path:

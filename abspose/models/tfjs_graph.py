@@ -131,6 +131,7 @@ def parse_tfjs(model_json: str | Path, outputs: Sequence[str] | None = None) -> 
         ops.append(n)
     _fold_pads(ops, consts)
     ops = _fold_bias(ops, consts, outs)
+    ops = _fold_activations(ops, outs)
     needed = set(outs)
     kept = []
     for n in reversed(ops):
@@ -214,6 +215,51 @@ def _fold_bias(ops: list[dict], consts: dict[str, torch.Tensor], outs: list[str]
         n["attr"] = {**n["attr"], "fused_ops": ["BiasAdd"]}
         renamed[add["name"] + ":0"] = out
         dropped.add(add["name"])
+    for n in ops:
+        n["in"] = [renamed.get(i, i) for i in n["in"]]
+    return [n for n in ops if n["name"] not in dropped]
+
+
+# element-wise activations a convolution can apply in place to its own fresh output (``_activation``)
+_FOLDABLE_ACTS = ("Relu", "Relu6", "LeakyRelu", "Sigmoid")
+
+
+def _fold_activations(ops: list[dict], outs: list[str]) -> list[dict]:
+    """``ops`` with each activation of a convolution's output — directly or through ``Transpose`` s (ONNX exports
+    put one between NanoDet's bias and its LeakyRelu) whose outputs nothing else reads — applied by that
+    convolution in place: no separate pass and no new tensor per layer. Element-wise ops commute with a
+    transpose, so every output is the same."""
+    by_name = {n["name"]: n for n in ops}
+    users: dict[str, list[dict]] = {}
+    for n in ops:
+        for i in n["in"]:
+            users.setdefault(i, []).append(n)
+
+    def only_user(tensor: str, node: dict) -> bool:
+        return [u["name"] for u in users.get(tensor, [])] == [node["name"]] and tensor not in outs
+
+    renamed: dict[str, str] = {}
+    dropped = set()
+    for act in ops:
+        if act["op"] not in _FOLDABLE_ACTS or act["name"] + ":0" in outs:
+            continue
+        src, reader = act["in"][0], act
+        while True:
+            node = by_name.get(src.split(":")[0])
+            if node is None or not only_user(src, reader) or node["op"] != "Transpose":
+                break
+            src, reader = node["in"][0], node
+        conv = by_name.get(src.split(":")[0])
+        if conv is None or not only_user(src, reader) or conv["op"] not in _CONVS:
+            continue
+        fused = conv["attr"].get("fused_ops", [])
+        if fused != ["BiasAdd"]:
+            continue  # a fused op after BiasAdd only (what TF.js fuses), one activation per convolution
+        conv["attr"] = {**conv["attr"], "fused_ops": [*fused, act["op"]]}
+        if act["op"] == "LeakyRelu":
+            conv["attr"]["leakyrelu_alpha"] = float(act["attr"].get("alpha", 0.2))
+        renamed[act["name"] + ":0"] = act["in"][0]
+        dropped.add(act["name"])
     for n in ops:
         n["in"] = [renamed.get(i, i) for i in n["in"]]
     return [n for n in ops if n["name"] not in dropped]

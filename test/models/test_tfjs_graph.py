@@ -192,6 +192,46 @@ def test_a_bias_added_after_a_plain_convolution_becomes_its_bias(tmp_path):
     torch.testing.assert_close(TFJSGraph(spec, consts)(x)[0], ref, atol=1e-5, rtol=1e-5)
 
 
+def test_an_activation_after_a_convolution_and_a_transpose_is_applied_by_the_convolution(tmp_path):
+    # NanoDet's ONNX export: convolution, bias Add, NCHW->NHWC Transpose, LeakyRelu; the second branch reads
+    # its convolution's output twice, so its activation must stay a node of its own
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(1, 1, 3, 2)).astype(np.float32)
+    b = np.array([[[[0.5, -2.0]]]], np.float32)
+    perm = np.array([0, 1, 2, 3], np.int32)  # a transpose that keeps the layout: only its place in the chain counts
+    conv = {"padding": {"s": _b64("VALID")}}
+    nodes = [
+        {"name": "x", "op": "Placeholder", "attr": {}},
+        {"name": "w", "op": "Const"},
+        {"name": "b", "op": "Const"},
+        {"name": "perm", "op": "Const"},
+        {"name": "conv", "op": "Conv2D", "input": ["x", "w"], "attr": conv},
+        {"name": "add", "op": "Add", "input": ["conv", "b"]},
+        {"name": "t", "op": "Transpose", "input": ["add", "perm"]},
+        {"name": "act", "op": "LeakyRelu", "input": ["t"], "attr": {"alpha": {"f": 0.1}}},
+        {"name": "conv2", "op": "Conv2D", "input": ["x", "w"], "attr": conv},
+        {"name": "add2", "op": "Add", "input": ["conv2", "b"]},
+        {"name": "act2", "op": "Relu", "input": ["add2"]},
+        {"name": "twice", "op": "Add", "input": ["act2", "add2"]},
+        {"name": "y", "op": "Add", "input": ["act", "twice"]},
+    ]
+    manifest = [
+        {"name": "w", "shape": [1, 1, 3, 2], "dtype": "float32"},
+        {"name": "b", "shape": [1, 1, 1, 2], "dtype": "float32"},
+        {"name": "perm", "shape": [4], "dtype": "int32"},
+    ]
+    path = _tiny_model(tmp_path, w.tobytes() + b.tobytes() + perm.tobytes(), manifest, nodes)
+    spec, consts = parse_tfjs(path)
+    ops = {op["name"]: op for op in spec["ops"]}
+    assert "act" not in ops and ops["conv"]["attr"]["fused_ops"] == ["BiasAdd", "LeakyRelu"]
+    assert ops["conv"]["attr"]["leakyrelu_alpha"] == pytest.approx(0.1)
+    assert "act2" in ops and ops["conv2"]["attr"]["fused_ops"] == ["BiasAdd"]  # add2 has two readers
+    x = torch.from_numpy(rng.normal(size=(2, 4, 5, 3)).astype(np.float32))
+    lin = x @ torch.from_numpy(w[0, 0]) + torch.from_numpy(b)
+    ref = torch.nn.functional.leaky_relu(lin, 0.1) + lin.relu() + lin
+    torch.testing.assert_close(TFJSGraph(spec, consts)(x)[0], ref, atol=1e-5, rtol=1e-5)
+
+
 def test_same_padding_split_unevenly_and_nearest_upsampling(tmp_path):
     # TF's SAME padding puts the odd pixel after: a 3x3 stride-2 convolution of a 5x6 image pads rows 1 + 1 but
     # columns 0 + 1; half-pixel nearest upsampling by 2 repeats each pixel twice in both directions
