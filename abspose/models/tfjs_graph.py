@@ -225,8 +225,8 @@ _FOLDABLE_ACTS = ("Relu", "Relu6", "LeakyRelu", "Sigmoid")
 
 
 def _fold_activations(ops: list[dict], outs: list[str]) -> list[dict]:
-    """``ops`` with each activation of a convolution's output — directly or through ``Transpose`` s (ONNX exports
-    put one between NanoDet's bias and its LeakyRelu) whose outputs nothing else reads — applied by that
+    """``ops`` with each activation of a convolution's output — directly or through ``Transpose`` nodes (ONNX
+    exports put one between NanoDet's bias and its LeakyRelu) whose outputs nothing else reads — applied by that
     convolution in place: no separate pass and no new tensor per layer. Element-wise ops commute with a
     transpose, so every output is the same."""
     by_name = {n["name"]: n for n in ops}

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+from abspose.cli import main
 from abspose.ros.run_cli import cube
+
+from conftest import data_path
 
 
 def test_the_plot_cube_holds_every_point_with_equal_sides():
@@ -24,12 +29,6 @@ def test_the_plot_cube_holds_every_point_with_equal_sides():
 def test_a_line_per_frame_says_who_is_where_and_why_nothing_was_published(tmp_path, capsys):
     """``--verbose``: each frame's people with their distance, what placed them and their track state; a run
     whose tracks never reach ``tracking.confirm_hits`` says why its bag holds no skeleton markers or TF."""
-    import re
-
-    from abspose.cli import main
-
-    from conftest import data_path
-
     bag = data_path("rgbd", "tue_hero", "tue_hero_rgbd_ros2_mcap")
     args = ["run", str(bag), "-o", str(tmp_path / "out.mcap"), "-p", "depth_slop=0.5", "--verbose", "-q"]
     assert main([*args, "--device", "cpu"]) == 0

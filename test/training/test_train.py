@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from abspose import skeleton as sk
 from abspose.lifter import Lifter, LifterConfig
 from abspose.precision import bf16_is_fast
 from abspose.training.dataset import load_mocap_set
@@ -86,11 +87,14 @@ def test_the_validation_numbers_are_those_of_the_evaluation_tables(splits):
     assert 30 < got["mpjpe_mm"] < 200 and 50 < got["mrpe_mm"] < 1000
 
 
+ARMS = tuple(tuple(sk.JOINT_INDEX[f"{side}_{j}"] for j in ("shoulder", "elbow", "wrist")) for side in ("left", "right"))
+
+
 def _elbow_angles(joints: torch.Tensor) -> torch.Tensor:
     """[B, 2] angles (degrees) between each upper arm and its forearm; invariant to the camera, the body's
     size and its bone lengths (synthesis keeps bone directions)."""
     out = []
-    for s, e, w in ((12, 14, 16), (13, 15, 17)):
+    for s, e, w in ARMS:
         upper, fore = joints[:, e] - joints[:, s], joints[:, w] - joints[:, e]
         cos = torch.nn.functional.cosine_similarity(upper, fore, dim=-1)
         out.append(torch.rad2deg(torch.acos(cos.clamp(-1, 1))))
@@ -102,7 +106,7 @@ def test_made_postures_are_drawn_from_the_whole_pool(splits):
     base = splits[0][0]
     bend = torch.arange(1, 201, dtype=torch.float32) * 0.5
     made = base.repeat(200, 1, 1)
-    for s, e, w in ((12, 14, 16), (13, 15, 17)):
+    for s, e, w in ARMS:
         upper = torch.nn.functional.normalize(base[e] - base[s], dim=0)
         side = torch.nn.functional.normalize(torch.linalg.cross(upper, torch.tensor([0.0, 0.0, 1.0])), dim=0)
         fore = torch.cos(torch.deg2rad(bend))[:, None] * upper + torch.sin(torch.deg2rad(bend))[:, None] * side
