@@ -27,6 +27,7 @@ def test_views_cover_the_long_side_with_overlapping_squares():
     assert len(views(400, 2000, tiles=2, overlap=0.25)) - 1 == 7
     assert (views(960, 540, 2, 0.25)[1:, 0] == 270).all()
     assert len(views(500, 510, 2, 0.25)) == 1 and len(views(540, 960, 0, 0.25)) == 1
+    assert len(views(540, 960, 1, 0.25)) == 4  # one tile asked: as many as the long side needs, as for two
 
 
 def test_large_frames_get_rows_of_tiles_no_larger_than_tile_max():
@@ -144,6 +145,11 @@ def test_tiles_run_only_where_the_whole_frame_needs_them(blazepose):
     adaptive = blazepose()
     boxes, scores = adaptive.person_boxes(torch.from_numpy(frame).permute(2, 0, 1).float(), frame)
     assert adaptive.people.views_run == len(views(1080, 1920, 2, 0.25, 960)) and len(boxes) == 1
+    # nobody at all: every view looked at, no box
+    grey = np.full((1080, 1920, 3), 128, np.uint8)
+    boxes, scores = adaptive.person_boxes(torch.from_numpy(grey).permute(2, 0, 1).float(), grey)
+    assert adaptive.people.views_run == len(views(1080, 1920, 2, 0.25, 960))
+    assert boxes.shape == (0, 4) and scores.shape == (0,)
 
 
 def test_rows_of_tiles_keep_far_people_in_large_frames(blazepose):
