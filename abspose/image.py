@@ -81,9 +81,10 @@ def rgb8_of(image: np.ndarray | torch.Tensor, encoding: str | None = None) -> np
     without a float copy of it; None for any other input (:func:`to_rgb_tensor` checks and converts those)."""
     if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
         return None
-    if min(image.shape[:2]) == 0 or (encoding or "rgb8") not in ("rgb8", "bgr8"):
+    enc = encoding or "rgb8"
+    if min(image.shape[:2]) == 0 or enc not in ("rgb8", "bgr8"):
         return None
-    return np.ascontiguousarray(image if (encoding or "rgb8") == "rgb8" else image[..., ::-1])
+    return np.ascontiguousarray(image if enc == "rgb8" else image[..., ::-1])
 
 
 def tensor_to_rgb8(rgb: torch.Tensor) -> np.ndarray:

@@ -147,27 +147,41 @@ def parse_tfjs(model_json: str | Path, outputs: Sequence[str] | None = None) -> 
     return spec, {k: v for k, v in consts.items() if k in needed}
 
 
+def _readers(ops: list[dict]) -> dict[str, list[dict]]:
+    """tensor name -> the ops that read it."""
+    readers: dict[str, list[dict]] = {}
+    for n in ops:
+        for i in n["in"]:
+            readers.setdefault(i, []).append(n)
+    return readers
+
+
+def _bypass(ops: list[dict], renamed: dict[str, str]) -> list[dict]:
+    """``ops`` without the ops whose output ``renamed`` maps to another tensor, their readers reading that one."""
+    dropped = {out.split(":")[0] for out in renamed}
+    for n in ops:
+        n["in"] = [renamed.get(i, i) for i in n["in"]]
+    return [n for n in ops if n["name"] not in dropped]
+
+
 def _fold_pads(ops: list[dict], consts: dict[str, torch.Tensor]) -> None:
     """Give convolutions and max pools the explicit spatial padding of a ``Pad`` before them (directly, or
     through an NCHW→NHWC ``Transpose``, as graphs exported from ONNX have it): no padded copy per layer."""
     by_name = {n["name"]: n for n in ops}
-    consumers: dict[str, int] = {}
-    for n in ops:
-        for i in n["in"]:
-            consumers[i] = consumers.get(i, 0) + 1
+    readers = _readers(ops)
     for n in ops:
         if n["op"] not in _CONVS + ("MaxPool",) or n["attr"].get("padding") != "VALID":
             continue
         src = by_name.get(n["in"][0].split(":")[0])
         perm = [0, 1, 2, 3]
         via = None
-        if src is not None and src["op"] == "Transpose" and consumers.get(n["in"][0]) == 1:
+        if src is not None and src["op"] == "Transpose" and len(readers[n["in"][0]]) == 1:
             perm_key = src["in"][1]
             if perm_key not in consts or consts[perm_key].tolist() != [0, 2, 3, 1]:
                 continue
             via, perm = src, [0, 2, 3, 1]
             src = by_name.get(src["in"][0].split(":")[0])
-        if src is None or src["op"] not in ("Pad", "PadV2") or consumers.get(src["name"] + ":0") != 1:
+        if src is None or src["op"] not in ("Pad", "PadV2") or len(readers.get(src["name"] + ":0", [])) != 1:
             continue
         if src["in"][1] not in consts or (src["op"] == "PadV2" and src["in"][2] not in consts):
             continue
@@ -190,12 +204,8 @@ def _fold_pads(ops: list[dict], consts: dict[str, torch.Tensor]) -> None:
 def _fold_bias(ops: list[dict], consts: dict[str, torch.Tensor], outs: list[str]) -> list[dict]:
     """``ops`` with each ``Add`` of a constant per-channel vector to a plain convolution's output (ONNX
     exports add the bias apart) made that convolution's own bias: one memory pass less per layer."""
-    users: dict[str, list[dict]] = {}
-    for n in ops:
-        for i in n["in"]:
-            users.setdefault(i, []).append(n)
+    users = _readers(ops)
     renamed: dict[str, str] = {}
-    dropped = set()
     for n in ops:
         if n["op"] not in ("Conv2D", "DepthwiseConv2dNative") or n["in"][1] not in consts:
             continue
@@ -214,10 +224,7 @@ def _fold_bias(ops: list[dict], consts: dict[str, torch.Tensor], outs: list[str]
         n["in"] = [*n["in"][:2], bias + "/vector"]
         n["attr"] = {**n["attr"], "fused_ops": ["BiasAdd"]}
         renamed[add["name"] + ":0"] = out
-        dropped.add(add["name"])
-    for n in ops:
-        n["in"] = [renamed.get(i, i) for i in n["in"]]
-    return [n for n in ops if n["name"] not in dropped]
+    return _bypass(ops, renamed)
 
 
 # element-wise activations a convolution can apply in place to its own fresh output (``_activation``)
@@ -230,16 +237,12 @@ def _fold_activations(ops: list[dict], outs: list[str]) -> list[dict]:
     convolution in place: no separate pass and no new tensor per layer. Element-wise ops commute with a
     transpose, so every output is the same."""
     by_name = {n["name"]: n for n in ops}
-    users: dict[str, list[dict]] = {}
-    for n in ops:
-        for i in n["in"]:
-            users.setdefault(i, []).append(n)
+    users = _readers(ops)
 
     def only_user(tensor: str, node: dict) -> bool:
         return [u["name"] for u in users.get(tensor, [])] == [node["name"]] and tensor not in outs
 
     renamed: dict[str, str] = {}
-    dropped = set()
     for act in ops:
         if act["op"] not in _FOLDABLE_ACTS or act["name"] + ":0" in outs:
             continue
@@ -259,10 +262,7 @@ def _fold_activations(ops: list[dict], outs: list[str]) -> list[dict]:
         if act["op"] == "LeakyRelu":
             conv["attr"]["leakyrelu_alpha"] = float(act["attr"].get("alpha", 0.2))
         renamed[act["name"] + ":0"] = act["in"][0]
-        dropped.add(act["name"])
-    for n in ops:
-        n["in"] = [renamed.get(i, i) for i in n["in"]]
-    return [n for n in ops if n["name"] not in dropped]
+    return _bypass(ops, renamed)
 
 
 def _topological(nodes: dict[str, dict], outs: list[str]) -> list[str]:
