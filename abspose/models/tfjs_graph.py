@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from abspose.models.liveness import last_reads
 from abspose.models.tflite_graph import GraphError, _same_pad
 
 Step = Callable[[dict[str, torch.Tensor]], None]
@@ -579,6 +580,8 @@ class TFJSGraph(nn.Module):
                 raise GraphError(f"op {n['op']} is not supported (supported: {', '.join(SUPPORTED_OPS)})")
             self._steps.append(_STEPS[n["op"]](n, self))
         self._out_consts = {o: self.converted(o, "", lambda v: v) for o in self.output_ids if o in consts}
+        # names each step reads last (dropped after it: the allocator reuses their memory)
+        self._dead = last_reads([n["in"] for n in spec["ops"]], set(self.output_ids) | consts.keys())
         del self._consts  # what the steps need now lives in buffers
 
     def _buffer(self, key: str, value: torch.Tensor) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
@@ -607,6 +610,8 @@ class TFJSGraph(nn.Module):
         if len(inputs) != len(self.input_ids):
             raise GraphError(f"the graph takes {len(self.input_ids)} inputs, got {len(inputs)}")
         env = dict(zip(self.input_ids, inputs, strict=True))
-        for step in self._steps:
+        for step, dead in zip(self._steps, self._dead, strict=True):
             step(env)
+            for name in dead:
+                del env[name]
         return [self._out_consts[o](env) if o in self._out_consts else env[o] for o in self.output_ids]

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from abspose.models.liveness import last_reads
+
 SUPPORTED_OPS = (
     "CONV_2D",
     "DEPTHWISE_CONV_2D",
@@ -235,6 +237,8 @@ class TFLiteGraph(nn.Module):
                 needed |= set(op["in"])
         ops.reverse()
         ops = _fold_pads(ops, consts)
+        # names each step reads last (dropped after it: the allocator reuses their memory)
+        self._dead = last_reads([op["in"] for op in ops], set(self.output_ids) | consts.keys())
         self._params = nn.ParameterDict()
         self._steps: list[Callable[[dict[str, torch.Tensor]], None]] = []
         for op in ops:
@@ -421,6 +425,8 @@ class TFLiteGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         env = {self.input_id: x.contiguous(memory_format=torch.channels_last)}
-        for step in self._steps:
+        for step, dead in zip(self._steps, self._dead, strict=True):
             step(env)
+            for name in dead:
+                del env[name]
         return [env[i] for i in self.output_ids]
