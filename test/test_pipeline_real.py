@@ -131,8 +131,8 @@ def test_monocular_and_rgbd_agree_on_the_near_person(pipeline):
 def test_monocular_distance_of_real_people_matches_their_depth(blazepose):
     """Every person the NanoDet front-end finds in the 5 TU/e frames whose depth fusion used ≥ 6 joints (the
     near person, the far ones at ~3.4 and ~10 m): the monocular pelvis depth against the depth-fused one.
-    Measured: median ratio 1.033 with the made-postures checkpoint and the one before it (the first stature-prior
-    checkpoint 1.041, the one before it 1.066); the issue's
+    Measured: median ratio 1.033 with the nine-kind and the eight-kind made-postures checkpoints and the one before
+    them (the first stature-prior checkpoint 1.041, the one before it 1.066); the issue's
     bound is 5 %."""
     pipe = Pipeline(PipelineConfig(device="cpu"), detector=blazepose(), lifter=Lifter.load())
     ratios = []

@@ -3,9 +3,10 @@
 A pose splits into its heading frame (pelvis, world up, facing from the hips), the legs and trunk in that
 frame, and the arms and head in the chest frame. A posture draws some of those angles from anatomical ranges
 (sitting, crouching, kneeling, bending, reaching, leaning, lying) and keeps the rest from a real pose, or
-recombines one clip's legs and trunk with another's arms and head; forward kinematics then uses the reference
-bones (training rescales them). Standing postures turn about the ankles until the centre of mass is over the
-feet; every posture is set on the floor. Frame: the mocap world frame, metres, Y up, floor y = 0.
+recombines one clip's legs and trunk with another's arms and head, or turns a whole real pose over (tumbling);
+forward kinematics then uses the reference bones (training rescales them). Standing postures turn about the
+ankles until the centre of mass is over the feet; every posture is set on the floor, and half the tumbling
+ones lifted off it. Frame: the mocap world frame, metres, Y up, floor y = 0.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import torch
 
 from abspose import skeleton as sk
 from abspose.ground import ContactConfig
-from abspose.training.synth import REFERENCE_BONES, forward_kinematics, rot_x, rot_z
+from abspose.training.synth import REFERENCE_BONES, forward_kinematics, rot_x, rot_y, rot_z
 
-KINDS = ("sitting", "crouching", "kneeling", "bending", "reaching", "leaning", "lying", "recombined")
+KINDS = ("sitting", "crouching", "kneeling", "bending", "reaching", "leaning", "lying", "recombined", "tumbling")
 # kinds whose feet carry the body: balanced over them
 STANDING = ("crouching", "bending", "reaching", "leaning", "recombined")
+# kinds of which half leave the floor (a flip, a jump), the lowest joint up to MAX_AIR above it
+AIRBORNE = ("tumbling",)
+MAX_AIR = 0.8
 
 _BONE = {bone: k for k, bone in enumerate(sk.BONES)}
 _SIDES = ("left", "right")
@@ -293,6 +297,18 @@ def _lying(p: Posture) -> torch.Tensor:
     return torch.where(pick == 0, flat, torch.where(pick == 1, sit.joints(), crawl.joints()))
 
 
+def _tumbling(p: Posture) -> torch.Tensor:
+    """A real pose, wearing another's arms and head, turned over by 30-180° about a horizontal axis through its
+    centre of mass in any direction: flips, cartwheels, handstands, falls."""
+    p.wear_upper()
+    joints = p.joints()
+    axis = p.deg(0, 180)
+    sign = torch.where(torch.rand(p.b, device=p.dev, generator=p.g) < 0.5, -1.0, 1.0)
+    turn = rot_y(axis) @ rot_x(sign * p.deg(30, 180)) @ rot_y(-axis)
+    com = centre_of_mass(joints)[:, None]
+    return (joints - com) @ turn.transpose(1, 2) + com
+
+
 _MAKE = {
     "sitting": _sitting,
     "crouching": _crouching,
@@ -302,6 +318,7 @@ _MAKE = {
     "leaning": _leaning,
     "lying": _lying,
     "recombined": Posture.wear_upper,
+    "tumbling": _tumbling,
 }
 
 
@@ -316,14 +333,18 @@ def make(kind: str, lower_from: torch.Tensor, upper_from: torch.Tensor, g: torch
     joints = p.joints() if joints is None else joints
     if kind in STANDING:
         joints = balance(joints)  # about the ankles: where the floor is does not matter yet
-    return on_floor(joints)
+    joints = on_floor(joints)
+    if kind in AIRBORNE:
+        up = torch.rand(p.b, device=p.dev, generator=g) * MAX_AIR
+        joints[..., 1] += torch.where(torch.rand(p.b, device=p.dev, generator=g) < 0.5, up, 0.0)[:, None]
+    return joints
 
 
 def mixed(lower_from: torch.Tensor, upper_from: torch.Tensor, g: torch.Generator | None = None) -> torch.Tensor:
     """Postures [B, 18, 3] of every kind in equal shares (a random kind per sample)."""
     kind = torch.randint(len(KINDS), (lower_from.shape[0],), device=lower_from.device, generator=g)
     out = torch.empty_like(lower_from)
-    for k, name in enumerate(KINDS):  # 8 kinds, each batched
+    for k, name in enumerate(KINDS):  # each kind batched
         sel = kind == k
         if sel.any():
             out[sel] = make(name, lower_from[sel], upper_from[sel], g)

@@ -44,7 +44,8 @@ class TrainConfig:
     focal: tuple[float, float] = (300.0, 2000.0)
     # share of each batch in postures the mocap lacks (sitting, kneeling, bending, ...; training.postures),
     # drawn from a pool made once from the training poses (making them every step: +30 % time). 0.2 in the
-    # shipped checkpoint (since 2026-12-06): sitting 82 -> 77 mm, bending 127 -> 104, standing 67.3 -> 67.7
+    # shipped checkpoint (since 2026-12-06): sitting 82 -> 77 mm, bending 127 -> 104, standing 67.3 -> 67.7;
+    # with the ninth kind, tumbling (since 2026-12-07): made tumbling 137 -> 94 mm, real people +0.3 mm
     postures: float = 0.2
     posture_pool: int = 200_000
     # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs), where the device

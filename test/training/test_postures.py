@@ -47,8 +47,12 @@ def test_postures_are_anatomical_bodies_on_the_floor(made, kind):
         torch.testing.assert_close(length, torch.full_like(length, REFERENCE_BONES[sk.BONES[k]]))
     for mid, (a, b) in sk.DERIVED.items():
         torch.testing.assert_close(pose[:, J[mid]], (pose[:, J[a]] + pose[:, J[b]]) / 2, atol=1e-5, rtol=0)
-    clearance = pose[..., 1] - P.CLEARANCE
-    assert clearance.amin(1).abs().max() < 1e-5  # the lowest joint just touches, none goes through
+    lowest = (pose[..., 1] - P.CLEARANCE).amin(1)
+    if kind in P.AIRBORNE:  # half of them in the air, none through the floor
+        assert lowest.min() > -1e-5 and lowest.max() < P.MAX_AIR
+        assert 0.4 < (lowest > 0.01).float().mean() < 0.6
+    else:
+        assert lowest.abs().max() < 1e-5  # the lowest joint just touches, none goes through
     if kind not in ("sitting", "crouching", "kneeling", "bending"):
         return  # the others keep a real pose's legs (as it bent them), or some of them
     for side in ("left", "right"):  # made knees bend one way only, and at most MAX_KNEE
@@ -75,6 +79,13 @@ def test_each_kind_is_the_posture_it_names(made):
     assert (height(made["lying"], "pelvis") < 0.6).float().mean() > 0.9  # flat, seated or on all fours
     for kind in ("sitting", "kneeling", "reaching", "leaning", "recombined"):  # the heads stay up
         assert (height(made[kind], "head") > height(made[kind], "pelvis")).float().mean() > 0.95
+    tumble = made["tumbling"]  # turned over by 30-180°, so about half of them head down
+
+    def tilted(pose):  # trunk more than 30° from the vertical
+        return (_angle(pose[:, J["neck"]] - pose[:, J["pelvis"]], torch.tensor([0.0, 1.0, 0.0])) > 30).float().mean()
+
+    assert tilted(tumble) > 0.9 and tilted(made["recombined"]) < 0.2
+    assert 0.35 < (height(tumble, "head") < height(tumble, "pelvis")).float().mean() < 0.75
 
 
 def test_standing_postures_keep_their_centre_of_mass_over_the_feet(made):
