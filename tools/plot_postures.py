@@ -39,12 +39,10 @@ def main() -> int:
     for row, kind in enumerate(kinds):
         lower, upper = (train[torch.randint(len(train), (PER_KIND,), generator=g)] for _ in "lu")
         poses = postures.make(kind, lower, upper, g)
-        # face +z: turn each posture about the vertical so its hips' left points to +x
-        hips = poses[:, sk.JOINT_INDEX["left_hip"]] - poses[:, sk.JOINT_INDEX["right_hip"]]
-        yaw = torch.atan2(hips[:, 2], hips[:, 0])
-        c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
-        x, z = poses[..., 0] * c + poses[..., 2] * s, -poses[..., 0] * s + poses[..., 2] * c
-        com = postures.centre_of_mass(torch.stack([x, poses[..., 1], z], -1))
+        heading, _ = postures.frames(poses)  # each posture in its heading frame: x left, y up, z forward
+        poses = poses @ heading
+        x, z = poses[..., 0], poses[..., 2]
+        com = postures.centre_of_mass(poses)
         for k in range(PER_KIND):
             for view, horizontal, com_h in ((0, z[k], com[k, 2]), (1, x[k], com[k, 0])):
                 ax = axes[row, 2 * k + view]
