@@ -166,16 +166,18 @@ def ground_predictor(model: Lifter, cfg: ContactConfig | None = None) -> Predict
 POSTURE_GROUP = "made posture: {} (from held-out clips)"
 
 
-def posture_sets(poses: torch.Tensor, n: int, seed: int, noise: NoiseModel) -> dict[str, Batch]:
+def posture_sets(
+    poses: torch.Tensor, n: int, seed: int, noise: NoiseModel, jitter: float | torch.Tensor | None = 0.03
+) -> dict[str, Batch]:
     """Per posture kind (:data:`abspose.training.postures.KINDS`), ``n`` samples of postures made from the
-    held-out ``poses`` (legs, trunk, arms and head of held-out clips), through the same random cameras as
-    the real samples: scored apart from the real poses, so a gain on made poses is not read as one on real
-    people."""
+    held-out ``poses`` (legs, trunk, arms and head of held-out clips), through the same random cameras and
+    with the same bone-length ``jitter`` as the real samples: scored apart from the real poses, so a gain on
+    made poses is not read as one on real people."""
     g = torch.Generator(device=poses.device).manual_seed(seed)
     sets = {}
     for kind in KINDS:
         lower, upper = (poses[torch.randint(len(poses), (4 * n,), generator=g, device=poses.device)] for _ in "lu")
-        sets[kind] = sample_batch(make(kind, lower, upper, g), n, noise, CameraRange(), None, g)
+        sets[kind] = sample_batch(make(kind, lower, upper, g), n, noise, CameraRange(), None, g, jitter=jitter)
     return sets
 
 
@@ -248,7 +250,8 @@ STATURE_BINS = ((0.0, 1.55), (1.55, 1.62), (1.62, 1.66), (1.66, 1.71), (1.71, 1.
 
 def depth_bias_by_stature(preds: dict[str, Prediction], batch: Batch, mean: float) -> str:
     """Markdown: per stature band (m), the median of predicted / true root depth (Z) − 1 in %, per model;
-    a row for the people within 2.5 cm of the population ``mean`` stature and one for everyone."""
+    a row for the people within 2.5 cm of the population ``mean`` stature and one for everyone (bodies of
+    unknown stature, NaN, count there only)."""
     ratio = {name: p.root[:, 2] / batch.joints[:, sk.PELVIS, 2] for name, p in preds.items()}
     rows = [
         (f"< {hi:.2f} m" if lo == 0 else f"≥ {lo:.2f} m" if hi > 5 else f"{lo:.2f}–{hi:.2f} m", lo, hi)
@@ -258,7 +261,9 @@ def depth_bias_by_stature(preds: dict[str, Prediction], batch: Batch, mean: floa
     lines = ["| stature | n | " + " | ".join(preds) + " |", "|---|---:|" + "---:|" * len(preds)]
     for label, lo, hi in rows:
         sel = (batch.stature >= lo) & (batch.stature < hi)
-        cells = (f"{100 * (r[sel].nanmedian().item() - 1):+.1f} %" for r in ratio.values())
+        if label == "everyone":
+            sel = torch.ones_like(sel)
+        cells = (f"{100 * (r[sel].nanmedian().item() - 1):+.1f} %" if bool(sel.any()) else "–" for r in ratio.values())
         lines.append(f"| {label} | {int(sel.sum())} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from abspose.cli import command, number
 STEPS = number(int, 3, why="the one-cycle schedule needs a warm-up and a decay step")
 BATCH = number(int, 2, why="batch norm needs two samples")
 COUNT = number(int, 1)
+JITTER = number(float, 0.0, 0.4, why="a bone-length sd as a fraction of the length, clipped at 2.5 sd")
 
 
 ABLATIONS = {
@@ -64,6 +65,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         help=f"share of each batch in made postures: sitting, kneeling, bending, lying, ... (default {d.postures})",
     )
     p.add_argument(
+        "--convention-jitter",
+        type=JITTER,
+        default=d.convention_jitter,
+        help="sd of the length jitter of the bones that joint conventions set (hip and shoulder joints, head, "
+        f"toes, spine), fraction of the length (default {d.convention_jitter}; the other bones {d.bone_jitter})",
+    )
+    p.add_argument(
         "--fp32",
         action="store_true",
         help="float32 throughout (default: bf16 autocast in the hidden layers where the device runs bf16 natively)",
@@ -94,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
         batch=args.batch,
         seed=args.seed,
         postures=args.postures,
+        convention_jitter=args.convention_jitter,
         bf16=d.bf16 and not args.fp32,
         fast_optimizer=not args.plain_optimizer,
         model=replace(d.model, width=args.width),
@@ -122,6 +131,20 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also score the shipped lifter on the same samples without flip averaging, and with clean 2D "
         "and with Gaussian 2D errors only (what the 2D errors cost)",
+    )
+    p.add_argument(
+        "--convention-jitter",
+        type=JITTER,
+        default=None,
+        help="held-out bodies with this sd of the length jitter of the bones that joint conventions set (hip and "
+        "shoulder joints, head, toes, spine), as other mocap sets' and detectors' joints vary (default: as the "
+        "other bones)",
+    )
+    p.add_argument(
+        "--native-bones",
+        action="store_true",
+        help="held-out clips with their own skeletons, not retargeted to the stature prior (the exp-map clips' "
+        "CMU subject, the Daz template): other proportions and joint conventions than training's",
     )
     p.add_argument("--output", "-o", default=None, help="also write the markdown table to this file")
     p.add_argument(
@@ -193,7 +216,7 @@ def _eval(args: argparse.Namespace) -> int:
     )
     from abspose.training.noise2d import NoiseModel
     from abspose.training.stature import StaturePrior
-    from abspose.training.synth import CameraRange
+    from abspose.training.synth import CameraRange, bone_jitter
     from abspose.training.train import TrainConfig, train, validation_set
 
     model = Lifter.load(args.weights, args.device)  # a bad checkpoint fails before minutes of data loading
@@ -205,11 +228,14 @@ def _eval(args: argparse.Namespace) -> int:
         if args.output:
             Path(args.output).write_text(table + "\n")
         return 0
-    batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange())
+    jitter = (
+        None if args.native_bones else bone_jitter(TrainConfig().bone_jitter, args.convention_jitter).to(args.device)
+    )
+    batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange(), jitter=jitter)
     # the lifter tables also split people fully in the image from cut ones, and people on the floor from others
     scored = partial(score, frame=True, contact=True)
     # postures the mocap lacks, made from the held-out clips: scored apart from the real poses
-    sets = posture_sets(val, max(1, args.samples // 10), args.seed + 7, NoiseModel.default())
+    sets = posture_sets(val, max(1, args.samples // 10), args.seed + 7, NoiseModel.default(), jitter)
     predictors = {
         "lifter (shipped)": lifter_predictor(model),
         "lifter (shipped) + ground plane (each camera's true floor; feet on it place the person)": ground_predictor(
@@ -227,7 +253,7 @@ def _eval(args: argparse.Namespace) -> int:
         mixture = NoiseModel.default()
         gauss = replace(mixture, gamma=mixture.gamma.new_ones(mixture.gamma.shape))
         for name, noise in (("clean 2D", NoiseModel.clean()), ("Gaussian 2D errors only, no outliers", gauss)):
-            other = validation_set(val, args.samples, args.seed, noise, CameraRange())
+            other = validation_set(val, args.samples, args.seed, noise, CameraRange(), jitter=jitter)
             results[f"lifter (shipped), {name} (diagnostic)"] = scored(lifter_predictor(model)(other), other)
     if args.ablations:
         d = TrainConfig()

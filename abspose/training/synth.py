@@ -126,6 +126,30 @@ class Batch:
 _SHOULDERS = tuple(sk.BONES.index(("neck", side + "_shoulder")) for side in ("left", "right"))
 _HIPS = tuple(sk.BONES.index(("pelvis", side + "_hip")) for side in ("left", "right"))
 _FEET = [sk.JOINT_INDEX[f"{side}_{part}"] for side in ("left", "right") for part in ("ankle", "foot")]
+# bones whose length depends on where a mocap set or a 2D detector puts its joints as much as on the person:
+# the hip joint centres, the shoulder joints, the head and toe points, the spine point (docs/lifter.md)
+CONVENTION_BONES = tuple(
+    sk.BONES.index(bone)
+    for bone in (
+        ("pelvis", "left_hip"),
+        ("pelvis", "right_hip"),
+        ("neck", "left_shoulder"),
+        ("neck", "right_shoulder"),
+        ("neck", "head"),
+        ("left_ankle", "left_foot"),
+        ("right_ankle", "right_foot"),
+        ("pelvis", "spine"),
+        ("spine", "neck"),
+    )
+)
+
+
+def bone_jitter(limbs: float = 0.03, conventions: float | None = None) -> torch.Tensor:
+    """Per-bone sd [len(skeleton.BONES)] of the bone-length jitter (fraction of the length): ``conventions``
+    (default: ``limbs``) for CONVENTION_BONES, ``limbs`` for the others."""
+    sd = torch.full((len(sk.BONES),), limbs)
+    sd[list(CONVENTION_BONES)] = limbs if conventions is None else conventions
+    return sd
 
 
 def _rand(shape, lo, hi, dev, g) -> torch.Tensor:
@@ -137,21 +161,26 @@ def _log_uniform(shape, lo, hi, dev, g) -> torch.Tensor:
 
 
 def retarget(
-    poses: torch.Tensor, g: torch.Generator | None = None, prior: StaturePrior | None = None, jitter: float = 0.03
+    poses: torch.Tensor,
+    g: torch.Generator | None = None,
+    prior: StaturePrior | None = None,
+    jitter: float | torch.Tensor = 0.03,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Poses [B, J, 3] with bone directions kept and lengths = reference × stature / REFERENCE_STATURE ×
     per-bone jitter, and the statures [B] (m).
 
     Statures from ``prior`` (adult women and men, :class:`~abspose.training.stature.StaturePrior`; its
     sd 0 gives every body the mean of its sex), women's shoulders narrower and hips wider, jitter ~ N(1,
-    jitter) per bone, left and right alike. A monocular lifter cannot see body size, so this spread sets
-    the floor of its depth error, and the prior's mean where its distances are unbiased.
+    jitter) per bone (one sd, or one per bone as :func:`bone_jitter` gives), the mean of a left and a right
+    draw for both sides of a pair (so sd / √2 there). A monocular lifter cannot see body size, so this spread
+    sets the floor of its depth error, and the prior's mean where its distances are unbiased.
     """
     prior = prior or StaturePrior()
     b, dev = poses.shape[0], poses.device
     ref = torch.tensor([REFERENCE_BONES[bone] for bone in sk.BONES], device=dev)
     pair = torch.tensor([sk.BONES.index(_mirror(bone)) for bone in sk.BONES], device=dev)
-    noise = 1 + jitter * torch.randn(b, len(sk.BONES), device=dev, generator=g).clamp(-2.5, 2.5)
+    sd = torch.as_tensor(jitter, dtype=torch.float32, device=dev)
+    noise = 1 + sd * torch.randn(b, len(sk.BONES), device=dev, generator=g).clamp(-2.5, 2.5)
     noise = 0.5 * (noise + noise[:, pair])  # left and right alike
     stature, female = prior.sample(b, dev, g)
     breadth = torch.ones(len(sk.BONES), device=dev)
@@ -297,13 +326,15 @@ def synthesize(
     g: torch.Generator | None = None,
     retarget_bones: bool = True,
     prior: StaturePrior | None = None,
+    jitter: float | torch.Tensor = 0.03,
 ) -> Batch:
-    """Mocap poses [B, J, 3] (world, Y up) -> a Batch of at most B samples (out-of-range cameras dropped)."""
+    """Mocap poses [B, J, 3] (world, Y up) -> a Batch of at most B samples (out-of-range cameras dropped).
+    ``jitter``: the bone-length jitter of :func:`retarget`."""
     cams = cams or CameraRange()
     dev = poses.device
     stature = torch.full(poses.shape[:1], float("nan"), device=dev)
     if retarget_bones:
-        poses, stature = retarget(poses, g, prior)
+        poses, stature = retarget(poses, g, prior, jitter)
     flip = torch.rand(poses.shape[0], device=dev, generator=g) < 0.5
     mirrored = poses[:, list(sk.FLIP_PERMUTATION)] * torch.tensor([-1.0, 1.0, 1.0], device=dev)
     poses = torch.where(flip[:, None, None], mirrored, poses)

@@ -26,7 +26,7 @@ from abspose.precision import bf16_is_fast
 from abspose.training.metrics import mpjpe, mrpe
 from abspose.training.noise2d import NoiseModel
 from abspose.training.postures import mixed
-from abspose.training.synth import Batch, CameraRange, DepthRange, project, synthesize
+from abspose.training.synth import Batch, CameraRange, DepthRange, bone_jitter, project, synthesize
 
 
 @dataclass
@@ -48,6 +48,12 @@ class TrainConfig:
     # with the ninth kind, tumbling (since 2026-12-07): made tumbling 137 -> 94 mm, real people +0.3 mm
     postures: float = 0.2
     posture_pool: int = 200_000
+    # sd of the length jitter of the bones whose length depends on joint conventions (synth.CONVENTION_BONES:
+    # hip and shoulder joints, head, toes, spine) and of the other bones, fraction of the length. 0.10 for the
+    # former was tried (2026-12-07): other skeletons lifted better, real TU/e people placed 3 % farther; not
+    # shipped (docs/lifter.md, "Other skeletons")
+    convention_jitter: float = 0.03
+    bone_jitter: float = 0.03
     # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs), where the device
     # has native bf16 (bf16_is_fast); elsewhere fp32
     bf16: bool = True
@@ -84,9 +90,12 @@ def sample_batch(
     g: torch.Generator,
     made: torch.Tensor | None = None,
     share: float = 0.0,
+    jitter: float | torch.Tensor | None = 0.03,
 ) -> Batch:
     """At least ``n`` synthesized samples (drawn in rounds; synthesis drops undetectable ones) of the
-    ``poses`` [N, 18, 3], a ``share`` of them drawn from the ``made`` postures [M, 18, 3] instead."""
+    ``poses`` [N, 18, 3], a ``share`` of them drawn from the ``made`` postures [M, 18, 3] instead; bodies with
+    the bone-length ``jitter`` of :func:`~abspose.training.synth.retarget` (None: the poses' own bone lengths,
+    not retargeted; their statures NaN)."""
     parts: list[Batch] = []
     have = 0
     while have < n:
@@ -95,7 +104,9 @@ def sample_batch(
         k = round(share * len(idx)) if made is not None else 0
         if k:
             drawn[:k] = made[torch.randint(made.shape[0], (k,), generator=g, device=made.device)]
-        b = synthesize(drawn, noise, cams, depth, g)
+        b = synthesize(
+            drawn, noise, cams, depth, g, retarget_bones=jitter is not None, jitter=0.0 if jitter is None else jitter
+        )
         parts.append(b)
         have += len(b)
     cat = {k: torch.cat([getattr(p, k) for p in parts])[:n] for k in Batch.__dataclass_fields__}
@@ -130,10 +141,16 @@ def loss_terms(
 
 
 def validation_set(
-    poses: torch.Tensor, n: int, seed: int, noise: NoiseModel, cams: CameraRange, depth: DepthRange | None = None
+    poses: torch.Tensor,
+    n: int,
+    seed: int,
+    noise: NoiseModel,
+    cams: CameraRange,
+    depth: DepthRange | None = None,
+    jitter: float | torch.Tensor | None = 0.03,
 ) -> Batch:
     g = torch.Generator(device=poses.device).manual_seed(seed)
-    return sample_batch(poses, n, noise, cams, depth, g)
+    return sample_batch(poses, n, noise, cams, depth, g, jitter=jitter)
 
 
 @torch.no_grad()
@@ -184,6 +201,7 @@ def train(
         pool = min(cfg.posture_pool, cfg.steps * cfg.batch)  # short runs need fewer
         pick = (torch.randint(len(train_poses), (pool,), generator=g, device=dev) for _ in "lu")
         made = mixed(*(train_poses[i] for i in pick), g)
+    jitter = bone_jitter(cfg.bone_jitter, cfg.convention_jitter).to(dev)
     val = validation_set(val_poses, 4096, cfg.seed + 1, NoiseModel.default(), CameraRange())
     start = time.time()
     bar = tqdm(range(cfg.steps), desc="train-lifter", disable=not progress, mininterval=2.0)
@@ -191,7 +209,7 @@ def train(
     with flush_denormal(cfg.fast_optimizer):
         for step in bar:
             model.train()
-            batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g, made, cfg.postures)
+            batch = sample_batch(train_poses, cfg.batch, noise, cams, depth, g, made, cfg.postures, jitter)
             x, u, sigma = features(batch.keypoints, batch.mask, batch.K, batch.depth, model.cfg)
             y = model.raw(x, bf16=bf16)
             res = model.decode(y, u, sigma, batch.K)

@@ -9,7 +9,17 @@ from abspose import skeleton as sk
 from abspose.training.dataset import load_mocap_set
 from abspose.training.noise2d import NoiseModel
 from abspose.training.stature import REFERENCE_STATURE, StaturePrior
-from abspose.training.synth import IN, REFERENCE_BONES, CameraRange, DepthRange, project, retarget, synthesize
+from abspose.training.synth import (
+    CONVENTION_BONES,
+    IN,
+    REFERENCE_BONES,
+    CameraRange,
+    DepthRange,
+    bone_jitter,
+    project,
+    retarget,
+    synthesize,
+)
 
 from conftest import DATA, data_path
 
@@ -58,6 +68,25 @@ def test_retargeted_bodies_follow_the_stature_prior(poses):
     woman = shoulder < (shoulder.min() + shoulder.max()) / 2
     assert 0.4 < woman.float().mean() < 0.6
     assert hip[woman].min() > hip[~woman].max()
+
+
+def test_convention_bones_vary_by_their_own_jitter(poses):
+    """bone_jitter gives the bones whose length a joint convention sets (hips, shoulders, head, toes, spine) their
+    own spread; a pair's sides stay alike, and the other bones keep theirs."""
+    sd = bone_jitter(0.02, 0.12)
+    assert sd[list(CONVENTION_BONES)].eq(0.12).all() and int(sd.eq(0.02).sum()) == len(sk.BONES) - 9
+    reference = StaturePrior(male_mean=REFERENCE_STATURE, male_sd=0.0, female_share=0.0)
+    out, _ = retarget(poses[:4000], torch.Generator().manual_seed(5), reference, jitter=sd)
+
+    def ratio(a: str, b: str) -> torch.Tensor:
+        return (out[:, J[b]] - out[:, J[a]]).norm(dim=-1) / REFERENCE_BONES[(a, b)]
+
+    # paired bones: the mean of two draws (sd / sqrt 2); unpaired ones: one draw
+    hip, head, thigh = ratio("pelvis", "left_hip"), ratio("neck", "head"), ratio("left_hip", "left_knee")
+    assert 0.075 < hip.std().item() < 0.095 and 0.105 < head.std().item() < 0.135
+    assert 0.012 < thigh.std().item() < 0.016
+    torch.testing.assert_close(hip, ratio("pelvis", "right_hip"))
+    assert bone_jitter(0.03).eq(0.03).all()
 
 
 def test_cameras_see_upright_people_in_range(clean):

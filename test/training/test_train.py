@@ -12,7 +12,7 @@ from abspose.precision import bf16_is_fast
 from abspose.training.dataset import load_mocap_set
 from abspose.training.evaluate import Prediction, score
 from abspose.training.noise2d import NoiseModel
-from abspose.training.synth import CameraRange
+from abspose.training.synth import CameraRange, bone_jitter
 from abspose.training.train import TrainConfig, evaluate, flush_denormal, sample_batch, train, validation_set
 
 from conftest import DATA, data_path
@@ -49,6 +49,26 @@ def test_ablation_switches_train(splits):
     cfg = replace(TrainConfig(steps=5, batch=64, depth=False), model=model, loss="l2", clean_2d=True)
     _, metrics = train(*splits, cfg, progress=False, log=lambda s: None)
     assert torch.isfinite(torch.tensor(metrics["mpjpe_mm"]))
+
+
+def test_training_bodies_take_the_convention_jitter(splits):
+    """sample_batch draws bodies with the jitter it is given, and train() hands it TrainConfig's: the same seed
+    with another convention jitter trains other weights."""
+    g = torch.Generator().manual_seed(2)
+    wide = sample_batch(splits[0], 3000, NoiseModel.clean(), CameraRange(), None, g, jitter=bone_jitter(0.03, 0.15))
+    g = torch.Generator().manual_seed(2)
+    narrow = sample_batch(splits[0], 3000, NoiseModel.clean(), CameraRange(), None, g, jitter=bone_jitter(0.03, 0.03))
+
+    def hip_width(b) -> torch.Tensor:  # over the body's stature, which both draws share the prior of
+        width = (b.joints[:, sk.JOINT_INDEX["left_hip"]] - b.joints[:, sk.JOINT_INDEX["right_hip"]]).norm(dim=-1)
+        return width / b.stature
+
+    assert hip_width(wide).std() > 2 * hip_width(narrow).std()
+    cfg = TrainConfig(steps=3, batch=64, postures=0.0, model=LifterConfig(width=32))
+    a, _ = train(*splits, cfg, progress=False, log=lambda s: None)
+    b, _ = train(*splits, replace(cfg, convention_jitter=0.3), progress=False, log=lambda s: None)
+    c, _ = train(*splits, replace(cfg, convention_jitter=cfg.convention_jitter), progress=False, log=lambda s: None)
+    assert not torch.equal(a.out.weight, b.out.weight) and torch.equal(a.out.weight, c.out.weight)
 
 
 @pytest.mark.parametrize("change", [{"steps": 2}, {"batch": 1}])
