@@ -32,6 +32,8 @@ def test_train_lifter_writes_a_checkpoint(tmp_path):
         "--width",
         "32",
         "--no-progress",
+        "--convention-jitter",
+        "0.05",
         "--output",
         str(out),
     )
@@ -40,6 +42,7 @@ def test_train_lifter_writes_a_checkpoint(tmp_path):
     # bfloat16 by default where the CPU computes it natively (the shipped run's setting), the fast optimizer on
     cfg = json.loads(Lifter.load(out).metadata["train_config"])
     assert cfg["bf16"] == bf16_is_fast(torch.device("cpu")) and cfg["fast_optimizer"] is True
+    assert cfg["convention_jitter"] == 0.05 and cfg["bone_jitter"] == 0.03
 
 
 def test_eval_lifter_prints_the_table(tmp_path):
@@ -94,11 +97,17 @@ def test_eval_lifter_draws_bodies_of_other_skeletons():
         row = next(line for line in r.stdout.splitlines() if line.startswith("| lifter (shipped) |"))
         return float(row.split(" | ")[2]), r.stdout  # MPJPE in view
 
+    def made_sitting(out: str) -> str:  # the shipped lifter's row on the made sitting postures
+        table = out.split("**made posture: sitting (from held-out clips)**")[1]
+        return next(line for line in table.splitlines() if line.startswith("| lifter (shipped) |"))
+
     standard, out = run()
     assert "| everyone | 2000 |" in out and "| population mean 1.683 m ± 2.5 cm | 0 |" not in out
     assert run("--convention-jitter", "0.2")[0] > standard + 2
-    native, out = run("--native-bones")
+    native, native_out = run("--native-bones")
     assert native > standard + 5  # measured on 20,000: 86.4 against 68.8 mm
+    assert made_sitting(native_out) != made_sitting(out)  # the made postures keep the clips' skeletons too
+    out = native_out
     # no stature is known for a skeleton of its own: only the "everyone" row has people in it
     assert "| everyone | 2000 |" in out and "| population mean 1.683 m ± 2.5 cm | 0 | – |" in out
 
