@@ -132,7 +132,8 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         help="also score the shipped lifter on the same samples without flip averaging, and with clean 2D "
         "and with Gaussian 2D errors only (what the 2D errors cost)",
     )
-    p.add_argument(
+    bodies = p.add_mutually_exclusive_group()
+    bodies.add_argument(
         "--convention-jitter",
         type=JITTER,
         default=None,
@@ -140,7 +141,7 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         "shoulder joints, head, toes, spine), as other mocap sets' and detectors' joints vary (default: as the "
         "other bones)",
     )
-    p.add_argument(
+    bodies.add_argument(
         "--native-bones",
         action="store_true",
         help="held-out clips with their own skeletons, not retargeted to the stature prior (the exp-map clips' "

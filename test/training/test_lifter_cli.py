@@ -132,6 +132,8 @@ def test_errors_name_the_file(tmp_path):
     assert r.returncode == 2 and "argument --samples: must be at least 1, got 0" in r.stderr, r.stderr
     r = _abspose("eval-lifter", "--convention-jitter", "0.5")
     assert r.returncode == 2 and "argument --convention-jitter: must be in [0, 0.4]" in r.stderr, r.stderr
+    r = _abspose("eval-lifter", "--native-bones", "--convention-jitter", "0.1")
+    assert r.returncode == 2 and "not allowed with argument --native-bones" in r.stderr, r.stderr
 
 
 def test_eval_lifter_depth_mode_prints_depth_vs_monocular(tmp_path):
