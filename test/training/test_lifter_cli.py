@@ -138,10 +138,17 @@ def test_errors_name_the_file(tmp_path):
 
 def test_eval_lifter_depth_mode_prints_depth_vs_monocular(tmp_path):
     data_path("mocap")
-    r = _abspose("eval-lifter", "--data", str(DATA), "--depth", "--scenes", "30")
+    md = tmp_path / "depth.md"
+    r = _abspose("eval-lifter", "--data", str(DATA), "--depth", "--scenes", "30", "--output", str(md))
     assert r.returncode == 0, r.stderr
     assert "30 scenes" in r.stdout and "| monocular lifter |" in r.stdout and "(the node) |" in r.stdout
     assert "perfect depth sensor (diagnostic) |" in r.stdout and "girth ±15 % (diagnostic) |" in r.stdout
     assert "| mean σ | error ≤ 2σ (%) |" in r.stdout
     for band in ("**< 3 m**", "**3–5 m**", "**5–8 m**", "**> 8 m**", "**< 5 m**"):
         assert band in r.stdout
+    assert md.read_text().strip() in r.stdout
+    # the perfect sensor (no noise, holes or range limit) places the node's people better than the real one
+    first = r.stdout.split("**all**")[1].split("\n**")[0]  # the table over all scenes
+    mrpe = {line.split(" | ")[0][2:]: float(line.split(" | ")[3]) for line in first.splitlines()[4:]}
+    node = "accepted readouts as depth features + fusion"
+    assert mrpe[f"{node}, perfect depth sensor (diagnostic)"] < 0.5 * mrpe[f"{node} (the node)"], mrpe
