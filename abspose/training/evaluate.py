@@ -33,7 +33,7 @@ from abspose.training.noise2d import NoiseModel
 from abspose.training.postures import KINDS, make
 from abspose.training.render import SensorModel
 from abspose.training.scenes import Scenes, scene_depth
-from abspose.training.synth import IN, Batch, CameraRange, inside_image, project
+from abspose.training.synth import BONE_JITTER, IN, Batch, CameraRange, inside_image, project
 from abspose.training.train import sample_batch
 
 Bands = tuple[tuple[str, float, float], ...]
@@ -167,7 +167,7 @@ POSTURE_GROUP = "made posture: {} (from held-out clips)"
 
 
 def posture_sets(
-    poses: torch.Tensor, n: int, seed: int, noise: NoiseModel, jitter: float | torch.Tensor | None = 0.03
+    poses: torch.Tensor, n: int, seed: int, noise: NoiseModel, jitter: float | torch.Tensor | None = BONE_JITTER
 ) -> dict[str, Batch]:
     """Per posture kind (:data:`abspose.training.postures.KINDS`), ``n`` samples of postures made from the
     held-out ``poses`` (legs, trunk, arms and head of held-out clips), through the same random cameras and

@@ -229,9 +229,7 @@ def _eval(args: argparse.Namespace) -> int:
         if args.output:
             Path(args.output).write_text(table + "\n")
         return 0
-    jitter = (
-        None if args.native_bones else bone_jitter(TrainConfig().bone_jitter, args.convention_jitter).to(args.device)
-    )
+    jitter = None if args.native_bones else bone_jitter(conventions=args.convention_jitter).to(args.device)
     batch = validation_set(val, args.samples, args.seed, NoiseModel.default(), CameraRange(), jitter=jitter)
     # the lifter tables also split people fully in the image from cut ones, and people on the floor from others
     scored = partial(score, frame=True, contact=True)

@@ -62,6 +62,7 @@ REFERENCE_BONES: dict[tuple[str, str], float] = {
     ("left_elbow", "left_wrist"): 0.25,
     ("right_elbow", "right_wrist"): 0.25,
 }
+BONE_JITTER = 0.03  # sd of a bone's length over the reference's × stature (fraction of the length)
 MIN_INSIDE = 9  # of the 17 input joints, for a sample to count as a detectable person
 _HEAD = sk.INPUT_JOINTS.index("head")
 IMAGE_SIZES = ((640, 480), (1280, 720), (1920, 1080), (848, 480), (1024, 768), (480, 640), (1280, 1024))
@@ -144,7 +145,7 @@ CONVENTION_BONES = tuple(
 )
 
 
-def bone_jitter(limbs: float = 0.03, conventions: float | None = None) -> torch.Tensor:
+def bone_jitter(limbs: float = BONE_JITTER, conventions: float | None = None) -> torch.Tensor:
     """Per-bone sd [len(skeleton.BONES)] of the bone-length jitter (fraction of the length): ``conventions``
     (default: ``limbs``) for CONVENTION_BONES, ``limbs`` for the others."""
     sd = torch.full((len(sk.BONES),), limbs)
@@ -164,7 +165,7 @@ def retarget(
     poses: torch.Tensor,
     g: torch.Generator | None = None,
     prior: StaturePrior | None = None,
-    jitter: float | torch.Tensor = 0.03,
+    jitter: float | torch.Tensor = BONE_JITTER,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Poses [B, J, 3] with bone directions kept and lengths = reference × stature / REFERENCE_STATURE ×
     per-bone jitter, and the statures [B] (m).
@@ -324,16 +325,15 @@ def synthesize(
     cams: CameraRange | None = None,
     depth: DepthRange | None = None,
     g: torch.Generator | None = None,
-    retarget_bones: bool = True,
     prior: StaturePrior | None = None,
-    jitter: float | torch.Tensor = 0.03,
+    jitter: float | torch.Tensor | None = BONE_JITTER,
 ) -> Batch:
     """Mocap poses [B, J, 3] (world, Y up) -> a Batch of at most B samples (out-of-range cameras dropped).
-    ``jitter``: the bone-length jitter of :func:`retarget`."""
+    ``jitter``: the bone-length jitter of :func:`retarget` (None: the poses' own bones, statures NaN)."""
     cams = cams or CameraRange()
     dev = poses.device
     stature = torch.full(poses.shape[:1], float("nan"), device=dev)
-    if retarget_bones:
+    if jitter is not None:
         poses, stature = retarget(poses, g, prior, jitter)
     flip = torch.rand(poses.shape[0], device=dev, generator=g) < 0.5
     mirrored = poses[:, list(sk.FLIP_PERMUTATION)] * torch.tensor([-1.0, 1.0, 1.0], device=dev)

@@ -26,7 +26,7 @@ from abspose.precision import bf16_is_fast
 from abspose.training.metrics import mpjpe, mrpe
 from abspose.training.noise2d import NoiseModel
 from abspose.training.postures import mixed
-from abspose.training.synth import Batch, CameraRange, DepthRange, bone_jitter, project, synthesize
+from abspose.training.synth import BONE_JITTER, Batch, CameraRange, DepthRange, bone_jitter, project, synthesize
 
 
 @dataclass
@@ -52,8 +52,8 @@ class TrainConfig:
     # hip and shoulder joints, head, toes, spine) and of the other bones, fraction of the length. 0.10 for the
     # former was tried (2026-12-07): other skeletons lifted better, real TU/e people placed 3 % farther; not
     # shipped (docs/lifter.md, "Other skeletons")
-    convention_jitter: float = 0.03
-    bone_jitter: float = 0.03
+    convention_jitter: float = BONE_JITTER
+    bone_jitter: float = BONE_JITTER
     # hidden layers under bfloat16 autocast, output layer in fp32 (1.5x faster on AMX CPUs), where the device
     # has native bf16 (bf16_is_fast); elsewhere fp32
     bf16: bool = True
@@ -90,7 +90,7 @@ def sample_batch(
     g: torch.Generator,
     made: torch.Tensor | None = None,
     share: float = 0.0,
-    jitter: float | torch.Tensor | None = 0.03,
+    jitter: float | torch.Tensor | None = BONE_JITTER,
 ) -> Batch:
     """At least ``n`` synthesized samples (drawn in rounds; synthesis drops undetectable ones) of the
     ``poses`` [N, 18, 3], a ``share`` of them drawn from the ``made`` postures [M, 18, 3] instead; bodies with
@@ -104,9 +104,7 @@ def sample_batch(
         k = round(share * len(idx)) if made is not None else 0
         if k:
             drawn[:k] = made[torch.randint(made.shape[0], (k,), generator=g, device=made.device)]
-        b = synthesize(
-            drawn, noise, cams, depth, g, retarget_bones=jitter is not None, jitter=0.0 if jitter is None else jitter
-        )
+        b = synthesize(drawn, noise, cams, depth, g, jitter=jitter)
         parts.append(b)
         have += len(b)
     cat = {k: torch.cat([getattr(p, k) for p in parts])[:n] for k in Batch.__dataclass_fields__}
@@ -147,7 +145,7 @@ def validation_set(
     noise: NoiseModel,
     cams: CameraRange,
     depth: DepthRange | None = None,
-    jitter: float | torch.Tensor | None = 0.03,
+    jitter: float | torch.Tensor | None = BONE_JITTER,
 ) -> Batch:
     g = torch.Generator(device=poses.device).manual_seed(seed)
     return sample_batch(poses, n, noise, cams, depth, g, jitter=jitter)
