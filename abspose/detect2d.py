@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
-from abspose.image import rgb8_of, tensor_to_rgb8, to_rgb_tensor
+from abspose.image import dark_levels, rgb8_of, stretch_levels, tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import MASK_OUTPUT, load_graph
 from abspose.person_detector import (
     INPUT_SIZE,
@@ -106,6 +106,10 @@ class Options:
     # (its segmentation head, computed for such crops only) less than this on average, weighted by the limbs'
     # visibility, is drawn over something that is not a person (a robot): dropped (<= 0: off, the head is not run)
     person_mask: float = 0.55
+    # a frame whose bright end (99.5th percentile of grey levels) lies below this is stretched to the full
+    # range before the detector and the landmark model see it (a dim room; a 10/12-bit mono16 camera): NanoDet
+    # and BlazePose find few people in near-black frames (docs/detect2d.md: dark frames; 0: off)
+    dark_level: float = 32.0
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
     min_detection_score: float = 0.5  # BlazePose detector's score
@@ -545,6 +549,7 @@ class BlazePose:
 
     @torch.inference_mode()
     def __call__(self, image: np.ndarray | torch.Tensor, encoding: str | None = None) -> Poses2D:
+        opts = self.options
         rgb8 = rgb8_of(image, encoding) if self.opencv_crops else None
         if rgb8 is not None:
             # every crop comes from the uint8 frame: no float copy of it (1.4 ms a frame at 1.3 MP, 14 ms at
@@ -552,9 +557,12 @@ class BlazePose:
             rgb = torch.from_numpy(rgb8).permute(2, 0, 1)
         else:
             rgb = to_rgb_tensor(image, encoding, self.device)
-            if self.opencv_crops:  # one uint8 copy per frame for the detector's and the landmark model's crops
-                rgb8 = tensor_to_rgb8(rgb)
-        opts = self.options
+        # a dark frame is stretched to the full range for the detector and the landmark model alike
+        levels = dark_levels(rgb, opts.dark_level) if opts.dark_level > 0 else None
+        if levels is not None:
+            rgb, rgb8 = stretch_levels(rgb, rgb8, *levels)
+        if self.opencv_crops and rgb8 is None:  # one uint8 copy per frame for the detector's and landmark crops
+            rgb8 = tensor_to_rgb8(rgb)
         tracked = opts.tracking and self._prev_rois is not None and len(self._prev_rois) > 0
         run_detector = not tracked or (opts.detect_every > 0 and self._frame % opts.detect_every == 0)
         rois = self._prev_rois if tracked else torch.zeros(0, 4, device=self.device)

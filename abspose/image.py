@@ -7,6 +7,7 @@ what is wrong; the caller logs it and skips the frame.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -95,6 +96,38 @@ def tensor_to_rgb8(rgb: torch.Tensor) -> np.ndarray:
 def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
     """Any supported image -> RGB uint8 HxWx3 numpy (for overlays)."""
     return tensor_to_rgb8(to_rgb_tensor(image, encoding))
+
+
+DARK_SAMPLES = 16_384  # pixels whose grey levels tell a dark frame
+
+
+def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float] | None:
+    """(black, gain) that stretch a dark frame to the full 0..255 range, or None for a frame that is not dark.
+
+    rgb: [3,H,W] 0..255 (any dtype). Dark: its bright end — the 99.5th percentile of grey levels (channel
+    mean over a grid of ~16,000 pixels) — lies below ``level``, as in a dim room or a 10/12-bit mono16 camera
+    read at 16 bits. black = the 0.5th percentile; gain maps black..bright to 0..255."""
+    step = max(1, round(math.sqrt(rgb.shape[1] * rgb.shape[2] / DARK_SAMPLES)))
+    # a histogram of the channel sums (0..765, a third of a grey level apart): no sort
+    sums = rgb[:, ::step, ::step].float().sum(dim=0).round().clamp(0, 765).long().flatten()
+    cumulative = torch.bincount(sums, minlength=766).cumsum(0)
+    at = torch.tensor([0.005, 0.995], device=sums.device) * sums.numel()
+    black, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
+    if bright >= level:
+        return None
+    return black, 255.0 / max(bright - black, 1.0)
+
+
+def stretch_levels(
+    rgb: torch.Tensor, rgb8: np.ndarray | None, black: float, gain: float
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """(rgb - black) x gain clipped to 0..255, for the float [3,H,W] tensor or, when ``rgb8`` (its HxWx3 uint8
+    frame) is given, for that frame through a 256-entry table (the tensor returned is its [3,H,W] view)."""
+    if rgb8 is None:
+        return ((rgb - black) * gain).clamp(0.0, 255.0), None
+    table = np.clip(np.round((np.arange(256) - black) * gain), 0, 255).astype(np.uint8)
+    out = table[rgb8]
+    return torch.from_numpy(out).permute(2, 0, 1), out
 
 
 def read_image(path: str | Path) -> np.ndarray:

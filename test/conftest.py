@@ -65,6 +65,16 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def darkened(rgb8, exposure: float):
+    """The frame with its light times ``exposure`` (in linear light, then back to sRGB grey levels)."""
+    import numpy as np
+
+    x = rgb8 / 255.0
+    linear = np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4) * exposure
+    srgb = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.round(srgb * 255).astype(np.uint8)
+
+
 def read_rgb(path: Path):
     import numpy as np
     from PIL import Image

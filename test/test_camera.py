@@ -118,6 +118,13 @@ def test_project_and_back_project_are_inverse():
     torch.testing.assert_close(cam.project(pts), raw, atol=1e-6, rtol=0)
     behind = cam.project(torch.tensor([[0.0, 0.0, -1.0]]))
     assert torch.isnan(behind).all()
+    # without the lens: the pinhole K (x/z, y/z, 1), the undistorted pixels the points were made from
+    ideal = cam.project(pts, distort=False)
+    assert ideal.shape == raw.shape
+    pinhole = (torch.from_numpy(cam.K) @ (pts / pts[:, 2:]).T).T[:, :2]
+    torch.testing.assert_close(ideal, pinhole)
+    torch.testing.assert_close(ideal, cam.undistort_pixels(raw), atol=1e-6, rtol=0)
+    assert torch.isnan(cam.project(torch.tensor([[0.0, 0.0, -1.0]]), distort=False)).all()
 
 
 def test_binning_and_roi_give_the_same_rays():

@@ -2,9 +2,19 @@ import numpy as np
 import pytest
 import torch
 
-from abspose.image import ImageError, default_encoding, read_image, rgb8_of, tensor_to_rgb8, to_rgb8, to_rgb_tensor
+from abspose.image import (
+    ImageError,
+    dark_levels,
+    default_encoding,
+    read_image,
+    rgb8_of,
+    stretch_levels,
+    tensor_to_rgb8,
+    to_rgb8,
+    to_rgb_tensor,
+)
 
-from conftest import png_claiming
+from conftest import darkened, data_path, png_claiming, read_rgb
 
 
 def test_encodings_convert_to_rgb_channels():
@@ -86,3 +96,24 @@ def test_image_files_are_read_as_rgb_and_bombs_refused_by_their_header(tmp_path)
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(ValueError, match=r"text\.png: cannot read image"):
         read_image(tmp_path / "text.png")
+
+
+def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone():
+    photo = read_rgb(data_path("images", "tue_people_recognition", "example_group_photo.jpg"))
+    assert dark_levels(to_rgb_tensor(photo), 64.0) is None  # its bright end is at 248
+    dark = darkened(photo, 0.01)  # a dim room: the brightest grey level is 25
+    assert dark.max() <= 26
+    assert dark_levels(to_rgb_tensor(dark), 20.0) is None  # 20: only darker frames count
+    black, gain = dark_levels(to_rgb_tensor(dark), 64.0)
+    rgb, none = stretch_levels(to_rgb_tensor(dark), None, black, gain)
+    assert none is None and rgb.dtype == torch.float32
+    grey = rgb.mean(dim=0).flatten()
+    low, high = torch.quantile(grey[::16], torch.tensor([0.005, 0.995])).tolist()
+    assert low < 3 and 245 < high <= 255 and float(rgb.min()) == 0 and float(rgb.max()) == 255
+    # the uint8 frame through a table gives the float path's grey levels, rounded
+    view, frame = stretch_levels(torch.from_numpy(dark).permute(2, 0, 1), dark, black, gain)
+    assert frame.dtype == np.uint8 and frame.shape == dark.shape and view.data_ptr() == frame.ctypes.data
+    assert np.abs(frame.astype(np.float32) - tensor_to_rgb8(rgb)).max() == 0
+    # a 12-bit camera's mono16 frame (grey levels 0..4095 read as 0..16 of 255) is dark too
+    mono12 = (photo.mean(axis=2) * 16).astype(np.uint16)
+    assert dark_levels(to_rgb_tensor(mono12, "mono16"), 64.0) is not None

@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     # nanodet: a skeleton from a doubtful box (< 0.45) whose seen limbs lie on BlazePose's person mask less than
     # this on average is drawn over an object (a robot): dropped (0: off; the mask is computed for such crops only)
     "detector.person_mask": 0.55,
+    # a frame whose brightest pixels (99.5th percentile grey level, 0..255) lie below this is stretched to the full
+    # range before detection (a dim room, a 10/12-bit mono16 camera); 0: off
+    "detector.dark_level": 32.0,
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
     "detector.reuse_rois": True,  # run the person detector every few frames, track ROIs in between
@@ -109,6 +112,7 @@ LIMITS: dict[str, tuple[float, float, bool]] = {
     "detector.person_score": _UNIT,
     "detector.tiles": (0, 8, False),
     "detector.person_mask": _UNIT,
+    "detector.dark_level": (0.0, 255.0, False),
     "detector.tile_max": _ANY,
     "detector.max_people": _ANY,
     "detector.detect_every": _ANY,
@@ -259,6 +263,7 @@ def settings(params: dict[str, Any]) -> Settings:
         tile_max=p["detector.tile_max"],
         orient=p["detector.orient"],
         person_mask=p["detector.person_mask"],
+        dark_level=p["detector.dark_level"],
         min_detection_score=p["detector.min_score"],
         max_people=p["detector.max_people"],
         tracking=p["detector.reuse_rois"],

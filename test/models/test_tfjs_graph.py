@@ -124,7 +124,8 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
-def test_float16_and_uint8_weights_and_a_padded_conv(tmp_path):
+@pytest.mark.parametrize("pad_op", ["Pad", "PadV2"])
+def test_float16_and_uint8_weights_and_a_padded_conv(tmp_path, pad_op):
     rng = np.random.default_rng(0)
     w = rng.normal(size=(3, 3, 2, 4)).astype(np.float16)  # HWIO, stored as float16
     bias_q = np.array([0, 85, 170, 255], np.uint8)  # affine uint8: min -1, scale 2/255
@@ -134,7 +135,8 @@ def test_float16_and_uint8_weights_and_a_padded_conv(tmp_path):
         {"name": "w", "op": "Const"},
         {"name": "b", "op": "Const"},
         {"name": "p", "op": "Const"},
-        {"name": "pad", "op": "Pad", "input": ["x", "p"]},
+        {"name": "fill", "op": "Const"},  # PadV2's value: zero, as a convolution's own padding
+        {"name": "pad", "op": pad_op, "input": ["x", "p"] + (["fill"] if pad_op == "PadV2" else [])},
         {
             "name": "y",
             "op": "_FusedConv2D",
@@ -155,8 +157,10 @@ def test_float16_and_uint8_weights_and_a_padded_conv(tmp_path):
             "quantization": {"dtype": "uint8", "min": -1, "scale": 2 / 255},
         },
         {"name": "p", "shape": [4, 2], "dtype": "int32"},
+        {"name": "fill", "shape": [], "dtype": "float32"},
     ]
-    path = _tiny_model(tmp_path, w.tobytes() + bias_q.tobytes() + pads.tobytes(), manifest, nodes)
+    weights = w.tobytes() + bias_q.tobytes() + pads.tobytes() + np.zeros((), np.float32).tobytes()
+    path = _tiny_model(tmp_path, weights, manifest, nodes)
     spec, consts = parse_tfjs(path)
     assert [op["op"] for op in spec["ops"]] == ["_FusedConv2D"]  # the Pad went into the convolution
     x = torch.from_numpy(rng.normal(size=(2, 5, 6, 2)).astype(np.float32))

@@ -55,6 +55,7 @@ REACH: dict[str, tuple[Any, tuple]] = {
     "detector.tile_max": (640.0, settings("pipeline.detector.tile_max")),
     "detector.orient": (False, settings("pipeline.detector.orient")),
     "detector.person_mask": (0.0, settings("pipeline.detector.person_mask")),
+    "detector.dark_level": (0.0, settings("pipeline.detector.dark_level")),
     "detector.min_score": (0.7, settings("pipeline.detector.min_detection_score")),
     "detector.max_people": (2, settings("pipeline.detector.max_people")),
     "detector.reuse_rois": (False, settings("pipeline.detector.tracking")),

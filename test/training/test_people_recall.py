@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from abspose.training.people_recall import Labels, Score, load_labels, mosaic, read_labelled_image, score_image
 
-from conftest import data_path
+from conftest import darkened, data_path
 
 THREE = np.array([[0, 0, 50, 200], [60, 0, 110, 200], [120, 0, 170, 200]], np.float64)
 
@@ -94,6 +96,23 @@ def test_people_found_on_the_labelled_real_images(blazepose):
     assert total.precision >= 0.9
 
 
+def test_people_in_a_near_black_frame_are_found_once_it_is_stretched(blazepose):
+    """The group photo at half a percent of its light (brightest grey level 15): the frame stretched to the
+    full range finds everyone, without the stretch NanoDet and BlazePose find about half."""
+    from abspose.detect2d import _keypoint_boxes
+
+    data = data_path("images").parent
+    labels = next(lab for lab in load_labels() if lab.key == "group")
+    dark = darkened(read_labelled_image(labels, data), 0.005)
+    found = {}
+    for level in (0.0, 32.0):
+        poses = blazepose(dark_level=level)(dark)
+        found[level] = score_image(labels, _keypoint_boxes(poses.landmarks, poses.visibility).numpy(), dark.shape[:2])
+    assert found[32.0].found == found[32.0].visible == 9 and found[32.0].on_objects == 0
+    assert found[32.0].correct >= found[32.0].detections - 1
+    assert found[0.0].found <= 6
+
+
 def test_tracking_mode_keeps_the_crowd_between_detector_runs(blazepose):
     """Each labelled image held for 5 frames (a still scene at camera rate): the 4 frames after the detector's
     re-crop everyone from their own landmarks, masked to where they were, and keep them."""
@@ -139,3 +158,11 @@ def test_labels_lie_inside_their_images():
         h, w = img.shape[:2]
         for boxes in (labels.visible, labels.partial, labels.objects):
             assert ((boxes[:, :2] >= 0) & (boxes[:, 2:] <= [w, h]) & (boxes[:, 2:] > boxes[:, :2])).all(), labels.key
+    # a frame past the end of the video, or a missing file, is an error naming the file
+    street = next(lab for lab in load_labels() if lab.frame is not None)
+    for bad in (
+        dataclasses.replace(street, frame=10_000),
+        dataclasses.replace(street, path="images/none.png", frame=None),
+    ):
+        with pytest.raises(OSError, match=str(data / bad.path)):
+            read_labelled_image(bad, data)

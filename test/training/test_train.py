@@ -1,6 +1,7 @@
 """Training: a short smoke run learns, is reproducible with a seed, and writes a loadable checkpoint."""
 
 import json
+import time
 from dataclasses import replace
 
 import pytest
@@ -28,7 +29,9 @@ def splits():
 def test_smoke_run_learns_reproducibly_and_saves(splits, tmp_path):
     cfg = TrainConfig(steps=60, batch=128, model=LifterConfig(width=64))
     logs: list[str] = []
+    start = time.time()
     model, metrics = train(*splits, cfg, out=tmp_path / "a.safetensors", progress=False, log=logs.append)
+    assert 0 < metrics["train_seconds"] <= time.time() - start
     vals = [line for line in logs if "val MPJPE" in line]
     assert len(vals) >= 10
     first = float(vals[0].split("MPJPE ")[1].split(" mm")[0])
