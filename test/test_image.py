@@ -36,8 +36,15 @@ def test_default_encoding_by_shape_and_errors():
     assert default_encoding((4, 4, 3)) == "rgb8" and default_encoding((4, 4, 4)) == "rgba8"
     with pytest.raises(ImageError, match="shape"):
         default_encoding((4, 4, 2))
-    with pytest.raises(ImageError, match="empty"):
-        to_rgb_tensor(np.zeros((0, 5, 3), np.uint8))
+    # a single-channel HxWx1 array is a grey image, as HxW
+    assert default_encoding((4, 4, 1)) == "mono8" and default_encoding((4, 4, 1), True) == "mono16"
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert torch.equal(to_rgb_tensor(grey[..., None]), to_rgb_tensor(grey))
+    # one row or one column is an image; no rows or no columns is empty
+    assert to_rgb_tensor(grey[:1]).shape == (3, 1, 4) and to_rgb_tensor(grey[:, :1]).shape == (3, 3, 1)
+    for empty in (np.zeros((0, 5, 3), np.uint8), np.zeros((5, 0, 3), np.uint8), np.zeros((0, 0), np.uint8)):
+        with pytest.raises(ImageError, match="empty"):
+            to_rgb_tensor(empty)
     with pytest.raises(ImageError, match="32FC1"):
         to_rgb_tensor(np.zeros((4, 4), np.float32), "32FC1")
     with pytest.raises(ImageError, match="needs 1 channel"):
@@ -101,15 +108,18 @@ def test_image_files_are_read_as_rgb_and_bombs_refused_by_their_header(tmp_path)
 def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone():
     photo = read_rgb(data_path("images", "tue_people_recognition", "example_group_photo.jpg"))
     assert dark_levels(to_rgb_tensor(photo), 64.0) is None  # its bright end is at 248
-    dark = darkened(photo, 0.01)  # a dim room: the brightest grey level is 25
-    assert dark.max() <= 26
+    # a dim room (the light x 0.01: the brightest grey level 25) over a camera's black level of 10
+    dark = darkened(photo, 0.01) + np.uint8(10)
+    assert 10 <= dark.min() and dark.max() <= 36
     assert dark_levels(to_rgb_tensor(dark), 20.0) is None  # 20: only darker frames count
     black, gain = dark_levels(to_rgb_tensor(dark), 64.0)
+    low, high = np.percentile(dark.mean(axis=2), [0.5, 99.5])  # of every pixel; dark_levels samples a grid
+    assert abs(black - low) < 0.7 and abs(gain * (high - low) / 255 - 1) < 0.04
     rgb, none = stretch_levels(to_rgb_tensor(dark), None, black, gain)
     assert none is None and rgb.dtype == torch.float32
-    grey = rgb.mean(dim=0).flatten()
-    low, high = torch.quantile(grey[::16], torch.tensor([0.005, 0.995])).tolist()
-    assert low < 3 and 245 < high <= 255 and float(rgb.min()) == 0 and float(rgb.max()) == 255
+    torch.testing.assert_close(rgb, ((to_rgb_tensor(dark) - black) * gain).clamp(0, 255))
+    grey = rgb.mean(dim=0)
+    assert float((grey >= 255).float().mean()) < 0.01  # not blown out
     # the uint8 frame through a table gives the float path's grey levels, rounded
     view, frame = stretch_levels(torch.from_numpy(dark).permute(2, 0, 1), dark, black, gain)
     assert frame.dtype == np.uint8 and frame.shape == dark.shape and view.data_ptr() == frame.ctypes.data
@@ -117,3 +127,6 @@ def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone
     # a 12-bit camera's mono16 frame (grey levels 0..4095 read as 0..16 of 255) is dark too
     mono12 = (photo.mean(axis=2) * 16).astype(np.uint16)
     assert dark_levels(to_rgb_tensor(mono12, "mono16"), 64.0) is not None
+    # the level is where a frame stops being dark; a flat frame keeps a finite gain (its range taken as 1)
+    flat = to_rgb_tensor(np.full((48, 64, 3), 31, np.uint8))
+    assert dark_levels(flat + 1, 32.0) is None and dark_levels(flat, 32.0) == (31.0, 255.0)
