@@ -103,3 +103,34 @@ def test_a_depth_dropout_does_not_move_the_person(make, bag_frame):
     jump_off, jump_on = abs(off[7][0] - off[6][0]), abs(on[7][0] - on[6][0])
     assert jump_on < 0.015 and jump_on < 0.4 * jump_off, (jump_on, jump_off)
     assert on[8] == off[8]  # depth back: measured again, the same as without
+
+
+def test_joints_a_track_scale_moved_say_so_and_the_rest_keep_their_source():
+    """The frame's detections as the processor publishes them: the person whose track scale moved it (a
+    monocular frame, or a ground contact the track refused) has its lifted and ground-placed joints marked
+    SOURCE_TRACK with the track's σ; its invalid joints stay invalid, and a person not moved keeps everything."""
+    import torch
+
+    from abspose.fuse import SOURCE_GROUND, SOURCE_INVALID
+    from abspose.pipeline import People
+    from abspose.ros.processor import FrameProcessor
+    from abspose.track import Track
+
+    n, j = 2, 4
+    source = torch.tensor([[SOURCE_LIFTED, SOURCE_GROUND, SOURCE_INVALID, SOURCE_LIFTED]] * n, dtype=torch.uint8)
+    joints = torch.tensor([[[0.1 * k, 0.0, 4.0] for k in range(j)]] * n)
+    unc = torch.full((n, j), 0.2)
+    people = People(
+        torch.zeros(n, j, 2), torch.ones(n, j), torch.ones(n), joints, unc, source, joints[:, 0],
+        torch.full((n, j), float("nan")), torch.ones(n), torch.full((n,), 0.05),
+    )  # fmt: skip
+
+    def track(d: int, factor: float, sigma: float) -> Track:
+        z = np.zeros(3)
+        return Track(f"p{d}", d, 1, z, z, np.zeros((j, 3)), np.zeros(4), 0.0, detection=d, factor=factor,
+                     scale_sigma=sigma)  # fmt: skip
+
+    uncertainty, src = FrameProcessor._track_scaled(people, [track(0, 1.04, 0.02), track(1, 1.0, float("nan"))])
+    assert src[0].tolist() == [SOURCE_TRACK, SOURCE_TRACK, SOURCE_INVALID, SOURCE_TRACK]
+    assert src[1].tolist() == source[1].tolist() and np.allclose(uncertainty[1], 0.2)
+    assert not np.allclose(uncertainty[0], 0.2)  # the moved person's joints take the track's scale σ

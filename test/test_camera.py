@@ -143,6 +143,15 @@ def test_binning_and_roi_give_the_same_rays():
     ray_small = small.back_project(uv_small, torch.ones(2))
     ray_full = full.back_project(uv_full, torch.ones(2))
     torch.testing.assert_close(ray_small, ray_full)
+    # an ROI may reach the image's right and bottom edges, not beyond
+    edge = dict(info, roi=dict(x_offset=240, y_offset=160, width=400, height=320))
+    assert CameraModel.from_camera_info(edge).image_size == (200, 160)
+    for roi in (
+        dict(x_offset=241, y_offset=160, width=400, height=320),
+        dict(x_offset=0, y_offset=161, width=8, height=320),
+    ):
+        with pytest.raises(CameraError, match="does not fit"):
+            CameraModel.from_camera_info(dict(info, roi=roi))
     assert small.focal_length == pytest.approx(full.focal_length / 2)
     small.check_image(200, 160)
     with pytest.raises(CameraError, match="200x160"):

@@ -8,7 +8,15 @@ import torch
 
 from abspose import skeleton as sk
 from abspose.camera import CameraModel
-from abspose.depth import DepthConfig, DepthError, depth_pixels, depth_to_metres, read_depth, register_depth
+from abspose.depth import (
+    DepthConfig,
+    DepthError,
+    _sample,
+    depth_pixels,
+    depth_to_metres,
+    read_depth,
+    register_depth,
+)
 
 J = sk.JOINT_INDEX
 
@@ -77,6 +85,14 @@ def _keypoints():
     kp[0, :, 0] = torch.linspace(110, 190, sk.NUM_JOINTS)
     kp[0, :, 1] = torch.linspace(50, 210, sk.NUM_JOINTS)
     return kp
+
+
+def test_depth_is_sampled_at_the_nearest_pixel_edges_included():
+    depth = torch.arange(12, dtype=torch.float32).reshape(3, 4)  # row r, column c holds 4 r + c
+    pts = torch.tensor([[0.0, 0.0], [3.0, 2.0], [-0.4, 0.3], [3.4, 1.6], [0.0, 2.0], [3.0, 0.0]])
+    assert _sample(depth, pts).tolist() == [0.0, 11.0, 0.0, 11.0, 8.0, 3.0]
+    outside = torch.tensor([[-0.6, 0.0], [3.6, 0.0], [0.0, -0.6], [0.0, 2.6], [float("nan"), 1.0]])
+    assert torch.isnan(_sample(depth, outside)).all()
 
 
 def test_readout_rejects_background_and_occluders_and_survives_holes():

@@ -115,5 +115,7 @@ def test_body_and_joint_frames_reconstruct_the_joints():
         local = [t.transform.translation.x, t.transform.translation.y, t.transform.translation.z]
         world = R @ local + [tr.x, tr.y, tr.z]
         np.testing.assert_allclose(world, p.joints[sk.JOINT_INDEX[name.rsplit("_", 1)[0]]], atol=1e-9)
+        jq = t.transform.rotation  # a joint frame is the body frame moved: the identity rotation
+        assert [jq.x, jq.y, jq.z, jq.w] == [0.0, 0.0, 0.0, 1.0]
     msg = roundtrip(outputs.tf_message(T, tfs))
     assert len(msg.transforms) == len(tfs)
