@@ -110,8 +110,8 @@ def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float] | None:
     step = max(1, round(math.sqrt(rgb.shape[1] * rgb.shape[2] / DARK_SAMPLES)))
     # a histogram of the channel sums (0..765, a third of a grey level apart): no sort
     sums = rgb[:, ::step, ::step].float().sum(dim=0).round().clamp(0, 765).long().flatten()
-    cumulative = torch.bincount(sums, minlength=766).cumsum(0)
-    at = torch.tensor([0.005, 0.995], device=sums.device) * sums.numel()
+    cumulative = torch.bincount(sums, minlength=766).cumsum(0).double()
+    at = torch.tensor([0.005, 0.995], dtype=torch.float64, device=sums.device) * sums.numel()
     black, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
     if bright >= level:
         return None
