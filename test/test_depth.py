@@ -210,3 +210,16 @@ def test_several_people_are_read_as_each_alone(blazepose):
         torch.testing.assert_close(together.sigma[i], alone.sigma[0], equal_nan=True)
         torch.testing.assert_close(together.torso_normal[i], alone.torso_normal[0], equal_nan=True)
     assert torch.isfinite(together.surface[0]).sum() >= 10
+    # without an encoding it is taken from the pixels: the same frame as uint16 mm (16UC1) reads the same
+    mm = _read_png16(frames / f"{TUE_FRAMES[0]}_depth_mm.png")
+    assert mm.dtype == np.uint16
+    for image in (mm, z.astype(np.float32)):
+        r = read_registered(people[:1], usable[:1], cam, image, None, None)
+        torch.testing.assert_close(r.surface[0], together.surface[0], atol=2e-3, rtol=0, equal_nan=True)
+
+
+def _read_png16(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.array(im).astype(np.uint16)

@@ -9,7 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from abspose import skeleton as sk
 from abspose.camera import CameraModel, load_camera_info
-from abspose.fuse import SOURCE_DEPTH, SOURCE_GROUND, SOURCE_LIFTED, Fused, fuse, relative_error
+from abspose.fuse import SOURCE_DEPTH, SOURCE_FUSED, SOURCE_GROUND, SOURCE_LIFTED, Fused, fuse, relative_error
 from abspose.ground import (
     Contact,
     ContactConfig,
@@ -212,13 +212,15 @@ def test_a_foot_at_the_image_edge_does_not_touch(held_out):
 def test_the_contact_is_fused_with_the_lifter_by_inverse_variance_unless_they_disagree():
     """Monocular people (scale σ 5 %, contacts ± 3 %): a contact at 1.04; one at 1.17, inside the χ² 99.9 %
     gate (0.17² < 10.83 (0.05² + 0.03²)); 0.70 and 1.30, beyond it both ways; one person already scaled by
-    1.1 (a track's scale) with a contact at 1.15; and a person placed by depth, who keeps it."""
+    1.1 (a track's scale) with a contact at 1.15; and a person placed by depth (its joints fused, read or
+    lifted), who keeps it."""
     contacts = [1.04, 1.17, 0.70, 1.30, 1.15, 1.04]
     n, j = len(contacts), sk.NUM_JOINTS
     scale = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.1, 1.0])
     joints = torch.tensor([0.0, 0.0, 4.0]) * scale[:, None, None].expand(n, j, 3)
     source = torch.full((n, j), SOURCE_LIFTED, dtype=torch.uint8)
-    source[5] = SOURCE_DEPTH
+    source[5, : j // 2] = SOURCE_FUSED  # placed by depth: the joints with readouts fused, the others lifted
+    source[5, j // 2 :: 3] = SOURCE_DEPTH
     fused = Fused(joints, torch.full((n, j), 0.2), source, joints[:, 0], scale, torch.full((n,), 0.05))
     found = Contact(torch.tensor(contacts), torch.full((n,), 0.03), torch.zeros(n, j, dtype=torch.bool))
     placed = place_on_ground(fused, found)
