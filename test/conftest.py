@@ -75,6 +75,15 @@ def darkened(rgb8, exposure: float):
     return np.round(srgb * 255).astype(np.uint8)
 
 
+def read_depth_mm(path: Path):
+    """A 16-bit depth PNG (mm, 0 invalid) as an HxW uint16 array."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.array(im).astype(np.uint16)
+
+
 def read_rgb(path: Path):
     import numpy as np
     from PIL import Image

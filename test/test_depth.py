@@ -194,7 +194,7 @@ def test_several_people_are_read_as_each_alone(blazepose):
     from abspose.camera import load_camera_info
     from abspose.depth import read_registered
 
-    from conftest import TUE_FRAMES, data_path, read_rgb
+    from conftest import TUE_FRAMES, data_path, read_depth_mm, read_rgb
 
     frames = data_path("rgbd", "tue_hero", "frames")
     cam = load_camera_info(frames / f"{TUE_FRAMES[0]}_camera_info.json")
@@ -211,15 +211,8 @@ def test_several_people_are_read_as_each_alone(blazepose):
         torch.testing.assert_close(together.torso_normal[i], alone.torso_normal[0], equal_nan=True)
     assert torch.isfinite(together.surface[0]).sum() >= 10
     # without an encoding it is taken from the pixels: the same frame as uint16 mm (16UC1) reads the same
-    mm = _read_png16(frames / f"{TUE_FRAMES[0]}_depth_mm.png")
+    mm = read_depth_mm(frames / f"{TUE_FRAMES[0]}_depth_mm.png")
     assert mm.dtype == np.uint16
     for image in (mm, z.astype(np.float32)):
         r = read_registered(people[:1], usable[:1], cam, image, None, None)
         torch.testing.assert_close(r.surface[0], together.surface[0], atol=2e-3, rtol=0, equal_nan=True)
-
-
-def _read_png16(path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.array(im).astype(np.uint16)

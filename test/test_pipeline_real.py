@@ -11,7 +11,7 @@ from abspose.fuse import SOURCE_FUSED, SOURCE_LIFTED, FuseConfig
 from abspose.lifter import Lifter
 from abspose.pipeline import Pipeline, PipelineConfig
 
-from conftest import TUE_FRAMES, data_path, read_rgb
+from conftest import TUE_FRAMES, data_path, read_depth_mm, read_rgb
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +96,8 @@ def test_some_joints_fall_in_depth_holes():
 
 
 def test_millimetre_png_gives_the_same_people_as_metres(pipeline):
-    from PIL import Image
-
     rgb, depth, cam, png = _frame(TUE_FRAMES[0])
-    with Image.open(png) as im:
-        mm = np.array(im).astype(np.uint16)
+    mm = read_depth_mm(png)
     a = pipeline(rgb, cam, "rgb8", depth=depth, depth_encoding="32FC1")
     b = pipeline(rgb, cam, "rgb8", depth=mm, depth_encoding="16UC1")
     assert torch.allclose(a.root, b.root, atol=0.01)
