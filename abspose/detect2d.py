@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from abspose import skeleton
-from abspose.image import dark_levels, rgb8_of, stretch_levels, tensor_to_rgb8, to_rgb_tensor
+from abspose.image import dark_crops, dark_levels, rgb8_of, stretch_levels, tensor_to_rgb8, to_rgb_tensor
 from abspose.models.blazepose_weights import MASK_OUTPUT, load_graph
 from abspose.person_detector import (
     INPUT_SIZE,
@@ -36,6 +36,7 @@ from abspose.person_detector import (
     box_iou,
     greedy,
     in_chunks,
+    nms,
     static_hw,
 )
 from abspose.precision import bf16_is_fast
@@ -108,7 +109,9 @@ class Options:
     person_mask: float = 0.55
     # a frame whose bright end (99.5th percentile of grey levels) lies below this is stretched to the full
     # range before the detector and the landmark model see it (a dim room; a 10/12-bit mono16 camera): NanoDet
-    # and BlazePose find few people in near-black frames (docs/detect2d.md: near-black frames; 0: off)
+    # and BlazePose find few people in near-black frames (docs/detect2d.md: near-black frames; 0: off). One
+    # whose 95th percentile lies below it (lamps, windows or lit people on the rest) gets a second, stretched
+    # look for NanoDet, and the people in its dark part are cropped from that
     dark_level: float = 32.0
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
@@ -418,6 +421,28 @@ class BlazePose:
             boxes, scores = boxes[: self.options.max_people], scores[: self.options.max_people]
         return boxes, scores
 
+    def _looked_twice(
+        self, image: torch.Tensor, rgb8: np.ndarray | None, lit: torch.Tensor, lit8: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Person boxes [P,4] and scores [P] of a dark frame with lights (image [3,H,W] 0..255, ``rgb8`` its uint8
+        frame or None) and of the same frame stretched (``lit``, ``lit8``): each box from the look that suits its
+        region — the stretched one where the frame is dark there (:func:`dark_crops` of the box), the frame as it
+        is where it is lit — then NMS over both, best score first."""
+        boxes, scores = self.person_boxes(image, rgb8)
+        more, more_scores = self.person_boxes(lit, lit8)
+        both = torch.cat([boxes, more])
+        rois = self.rois_from_boxes(both)
+        size = 128  # enough pixels to tell a dark box from a lit one
+        dark = dark_crops(
+            self._crop(image, rois, size, "zeros", rgb8), self.options.dark_level, _inside(rois, both, 0.0, size)
+        )
+        take = torch.cat([~dark[: len(boxes)], dark[len(boxes) :]])
+        both, scores = both[take], torch.cat([scores, more_scores])[take]
+        keep = nms(both, scores, self.people.options.nms_iou)
+        if self.options.max_people:
+            keep = keep[: self.options.max_people]
+        return both[keep], scores[keep]
+
     def rois_from_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
         """Upright landmark ROIs [P,4] (cx, cy, side, 0) around person boxes [P,4]."""
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -513,13 +538,24 @@ class BlazePose:
         rgb8: np.ndarray | None = None,
         boxes: torch.Tensor | None = None,
         segment: torch.Tensor | None = None,
+        lit: tuple[torch.Tensor, np.ndarray | None] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Landmark model on all ROIs at once: image [3,H,W] (0..255), rois [N,4] -> landmarks in pixels.
         ``rgb8`` as in :meth:`detect_people`. ``boxes`` [N,4]: each upright ROI's person box (NaN: none);
         the crop is blanked outside it (plus a margin), so the model sees that person, not a neighbour.
         ``segment`` [N] bool: rows whose ``on_person`` (:func:`limb_coverage` of the model's person mask) is
-        computed (NaN for the others; needs ``Options.person_mask`` > 0)."""
-        crops = self._crop(image, rois, LANDMARK_SIZE, "replicate", rgb8) / 255.0
+        computed (NaN for the others; needs ``Options.person_mask`` > 0). ``lit``: a dark frame with lights
+        stretched (its [3,H,W] tensor and uint8 frame or None, :func:`stretch_levels`): the people whose crops
+        are dark themselves (:func:`dark_crops`) are cropped from it."""
+        crops = self._crop(image, rois, LANDMARK_SIZE, "replicate", rgb8)
+        if lit is not None:
+            nan = torch.full((len(rois), 4), float("nan"), device=rois.device)
+            dark = dark_crops(
+                crops, self.options.dark_level, _inside(rois, nan if boxes is None else boxes, 0.0, LANDMARK_SIZE)
+            )
+            if bool(dark.any()):
+                crops[dark] = self._crop(lit[0], rois[dark], LANDMARK_SIZE, "replicate", lit[1]).to(crops.dtype)
+        crops = crops / 255.0
         if boxes is not None and self.options.mask_margin >= 0:
             crops = _mask_outside(crops, rois, boxes, self.options.mask_margin, self.options.mask_value)
         (raw, flag, heatmap, world), mask = self._landmark_model(crops, segment)
@@ -557,10 +593,15 @@ class BlazePose:
             rgb = torch.from_numpy(rgb8).permute(2, 0, 1)
         else:
             rgb = to_rgb_tensor(image, encoding, self.device)
-        # a dark frame is stretched to the full range for the detector and the landmark model alike
+        # a dark frame is stretched to the full range for the detector and the landmark model alike; one with
+        # lights in it (lamps, windows, lit people) is looked at twice, as it is and stretched, and the crops of
+        # people in its dark part are stretched
         levels = dark_levels(rgb, opts.dark_level) if opts.dark_level > 0 else None
-        if levels is not None:
-            rgb, rgb8 = stretch_levels(rgb, rgb8, *levels)
+        lit_rgb, lit_rgb8 = None, None
+        if levels is not None and levels[2]:
+            lit_rgb, lit_rgb8 = stretch_levels(rgb, rgb8, *levels[:2])
+        elif levels is not None:
+            rgb, rgb8 = stretch_levels(rgb, rgb8, *levels[:2])
         if self.opencv_crops and rgb8 is None:  # one uint8 copy per frame for the detector's and landmark crops
             rgb8 = tensor_to_rgb8(rgb)
         tracked = opts.tracking and self._prev_rois is not None and len(self._prev_rois) > 0
@@ -578,7 +619,10 @@ class BlazePose:
         box_score = torch.ones(len(rois), device=self.device)
         if run_detector:
             if self.people is not None:
-                new_boxes, new_scores = self.person_boxes(rgb, rgb8)
+                if lit_rgb is None:
+                    new_boxes, new_scores = self.person_boxes(rgb, rgb8)
+                else:
+                    new_boxes, new_scores = self._looked_twice(rgb, rgb8, lit_rgb, lit_rgb8)
                 new_rois = self.oriented_rois(rgb, new_boxes, rgb8)
                 match = _match_boxes(boxes, new_boxes, opts.track_iou)  # a tracked person takes its new box
                 boxes = torch.where((match >= 0)[:, None], new_boxes[match.clamp(min=0)], boxes)
@@ -601,7 +645,7 @@ class BlazePose:
             self._prev_rois = None
             return _empty(self.device)
         doubtful = boxed & (box_score < opts.enclosed_score)  # these rows' limbs are checked against the person mask
-        out = self.landmarks(rgb, rois, rgb8, boxes, doubtful)
+        out = self.landmarks(rgb, rois, rgb8, boxes, doubtful, None if lit_rgb is None else (lit_rgb, lit_rgb8))
         keep = out["flag"] >= opts.min_presence
         kp_box = _keypoint_boxes(out["points"][:, :NUM_LANDMARKS], out["visibility"][:, :NUM_LANDMARKS])
         keep &= ~boxed | _on_box(kp_box, boxes, opts.min_box_iou, opts.min_box_span)  # row by row
@@ -648,20 +692,25 @@ def limb_coverage(mask: torch.Tensor, xy: torch.Tensor, visibility: torch.Tensor
     return (on * weight).sum(-1) / weight.sum(-1).clamp(min=1e-6)
 
 
-def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, margin: float, value: float):
-    """Crops [N,3,S,S] of ROIs [N,4] (cx, cy, side, angle) with pixels whose image position lies outside box
-    [N,4] (grown by ``margin`` x its size on each side) set to ``value``; rows whose box is NaN are left."""
-    size = crops.shape[-1]
+def _inside(rois: torch.Tensor, boxes: torch.Tensor, margin: float, size: int) -> torch.Tensor:
+    """[N,S,S] bool: the pixels of crops [N,3,S,S] of ROIs [N,4] (cx, cy, side, angle) whose image position lies
+    inside box [N,4] grown by ``margin`` x its size on each side (every pixel where the box is NaN)."""
     grown = _grown(boxes, margin)
     lo, hi = grown[:, :2], grown[:, 2:]
-    t = (torch.arange(size, device=crops.device, dtype=torch.float32) + 0.5) / size - 0.5
+    t = (torch.arange(size, device=rois.device, dtype=torch.float32) + 0.5) / size - 0.5
     cos, sin = torch.cos(rois[:, 3])[:, None, None], torch.sin(rois[:, 3])[:, None, None]
     u, v = t[None, None, :] * rois[:, 2, None, None], t[None, :, None] * rois[:, 2, None, None]  # [N,1,S], [N,S,1]
     x = rois[:, 0, None, None] + cos * u - sin * v  # [N,S,S] image position of crop pixel (row v, column u)
     y = rois[:, 1, None, None] + sin * u + cos * v
     inside = (x >= lo[:, 0, None, None]) & (x <= hi[:, 0, None, None])
     inside &= (y >= lo[:, 1, None, None]) & (y <= hi[:, 1, None, None])
-    inside |= torch.isnan(boxes[:, :1, None])
+    return inside | torch.isnan(boxes[:, :1, None])
+
+
+def _mask_outside(crops: torch.Tensor, rois: torch.Tensor, boxes: torch.Tensor, margin: float, value: float):
+    """Crops [N,3,S,S] of ROIs [N,4] (cx, cy, side, angle) with pixels whose image position lies outside box
+    [N,4] (grown by ``margin`` x its size on each side) set to ``value``; rows whose box is NaN are left."""
+    inside = _inside(rois, boxes, margin, crops.shape[-1])
     return torch.where(inside[:, None], crops, torch.full_like(crops[:1, :, :1, :1], value))
 
 

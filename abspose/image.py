@@ -99,23 +99,42 @@ def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
 
 
 DARK_SAMPLES = 16_384  # pixels whose grey levels tell a dark frame
+LIGHTS_SHARE = 0.05  # the share of a dark frame that lamps, windows or lit people may take
+LIT_PERSON_SHARE = 0.25  # the share of its person box that a lit person covers at least
 
 
-def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float] | None:
-    """(black, gain) that stretch a dark frame to the full 0..255 range, or None for a frame that is not dark.
+def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float, bool] | None:
+    """(black, gain, lights) that stretch a dark frame's grey levels to 0..255, or None for a frame that is not
+    dark.
 
-    rgb: [3,H,W] 0..255 (any dtype). Dark: its bright end — the 99.5th percentile of grey levels (channel
-    mean over a grid of ~16,000 pixels) — lies below ``level``, as in a dim room or a 10/12-bit mono16 camera
-    read at 16 bits. black = the 0.5th percentile; gain maps black..bright to 0..255."""
+    rgb: [3,H,W] 0..255 (any dtype). Grey levels: the channel mean over a grid of ~16,000 pixels. Dark: its
+    bright end — the 99.5th percentile — lies below ``level``, as in a dim room or a 10/12-bit mono16 camera
+    read at 16 bits (lights False); or that lies above but the 95th percentile below (lights True: lamps,
+    windows or lit people on at most 5 % of the frame, which the stretch would clip). black = the 0.5th
+    percentile; gain maps black..bright end to 0..255."""
     step = max(1, round(math.sqrt(rgb.shape[1] * rgb.shape[2] / DARK_SAMPLES)))
     # a histogram of the channel sums (0..765, a third of a grey level apart): no sort
     sums = rgb[:, ::step, ::step].float().sum(dim=0).round().clamp(0, 765).long().flatten()
     cumulative = torch.bincount(sums, minlength=766).cumsum(0).double()
-    at = torch.tensor([0.005, 0.995], dtype=torch.float64, device=sums.device) * sums.numel()
-    black, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
-    if bright >= level:
-        return None
-    return black, 255.0 / max(bright - black, 1.0)
+    at = torch.tensor([0.005, 1.0 - LIGHTS_SHARE, 0.995], dtype=torch.float64, device=sums.device) * sums.numel()
+    black, lit, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
+    if bright < level:
+        return black, 255.0 / max(bright - black, 1.0), False
+    if lit < level:
+        return black, 255.0 / max(lit - black, 1.0), True
+    return None
+
+
+def dark_crops(crops: torch.Tensor, level: float, inside: torch.Tensor) -> torch.Tensor:
+    """[N] bool: crops [N,3,S,S] (0..255) of people in the dark part of a frame with lights — the brightest
+    quarter of their pixels ``inside`` [N,S,S] (their person box) below ``level``, where a lit person covers
+    more than a quarter of its box. Every 4th pixel both ways is read."""
+    grey = crops[:, :, ::4, ::4].float().mean(dim=1).flatten(1)
+    inside = inside[:, ::4, ::4].flatten(1)
+    count = inside.sum(dim=1)
+    ranked = torch.where(inside, grey, torch.full_like(grey, math.inf)).sort(dim=1).values
+    at = ((count - 1).clamp(min=0).float() * (1.0 - LIT_PERSON_SHARE)).round().long()
+    return (ranked.gather(1, at[:, None])[:, 0] < level) & (count > 0)
 
 
 def stretch_levels(

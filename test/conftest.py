@@ -75,6 +75,18 @@ def darkened(rgb8, exposure: float):
     return np.round(srgb * 255).astype(np.uint8)
 
 
+def with_lamp(rgb8, share: float, centre: tuple[float, float]):
+    """The frame with a lamp: a white disc on ``share`` of its pixels at ``centre`` (fractions of width and
+    height), fading to the frame over as far again around it."""
+    import numpy as np
+
+    h, w = rgb8.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.hypot(yy - centre[1] * h, xx - centre[0] * w) / np.sqrt(share * h * w / np.pi)
+    glow = np.clip(2.0 - d, 0.0, 1.0)[..., None]
+    return np.maximum(rgb8, np.round(glow * 255).astype(np.uint8))
+
+
 def read_depth_mm(path: Path):
     """A 16-bit depth PNG (mm, 0 invalid) as an HxW uint16 array."""
     import numpy as np

@@ -4,6 +4,7 @@ import torch
 
 from abspose.image import (
     ImageError,
+    dark_crops,
     dark_levels,
     default_encoding,
     read_image,
@@ -14,7 +15,7 @@ from abspose.image import (
     to_rgb_tensor,
 )
 
-from conftest import darkened, data_path, png_claiming, read_rgb
+from conftest import darkened, data_path, png_claiming, read_rgb, with_lamp
 
 
 def test_encodings_convert_to_rgb_channels():
@@ -112,7 +113,8 @@ def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone
     dark = darkened(photo, 0.01) + np.uint8(10)
     assert 10 <= dark.min() and dark.max() <= 36
     assert dark_levels(to_rgb_tensor(dark), 20.0) is None  # 20: only darker frames count
-    black, gain = dark_levels(to_rgb_tensor(dark), 64.0)
+    black, gain, lights = dark_levels(to_rgb_tensor(dark), 64.0)
+    assert not lights
     low, high = np.percentile(dark.mean(axis=2), [0.5, 99.5])  # of every pixel; dark_levels samples a grid
     assert abs(black - low) < 0.7 and abs(gain * (high - low) / 255 - 1) < 0.04
     rgb, none = stretch_levels(to_rgb_tensor(dark), None, black, gain)
@@ -129,4 +131,33 @@ def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone
     assert dark_levels(to_rgb_tensor(mono12, "mono16"), 64.0) is not None
     # the level is where a frame stops being dark; a flat frame keeps a finite gain (its range taken as 1)
     flat = to_rgb_tensor(np.full((48, 64, 3), 31, np.uint8))
-    assert dark_levels(flat + 1, 32.0) is None and dark_levels(flat, 32.0) == (31.0, 255.0)
+    assert dark_levels(flat + 1, 32.0) is None and dark_levels(flat, 32.0) == (31.0, 255.0, False)
+
+
+def test_a_dark_frame_with_lights_is_stretched_by_its_dark_part_and_a_lit_one_left_alone():
+    photo = read_rgb(data_path("images", "tue_people_recognition", "example_group_photo.jpg"))
+    dark = darkened(photo, 0.01)
+    # a lamp on 1 % of the frame: the brightest grey level white, the 95th percentile of the rest still dark
+    lamp = with_lamp(dark, 0.01, (0.5, 0.05))
+    assert dark_levels(to_rgb_tensor(lamp), 32.0)[:2] != dark_levels(to_rgb_tensor(dark), 32.0)[:2]
+    black, gain, lights = dark_levels(to_rgb_tensor(lamp), 32.0)
+    low, lit = np.percentile(lamp.mean(axis=2), [0.5, 95])
+    assert lights and abs(black - low) < 0.7 and abs(gain * (lit - low) / 255 - 1) < 0.04
+    # lights on more than a twentieth of it: not a dark frame
+    assert dark_levels(to_rgb_tensor(with_lamp(dark, 0.05, (0.5, 0.5))), 32.0) is None
+
+
+def test_a_crop_is_dark_where_the_brightest_quarter_of_its_box_is():
+    crops = torch.full((4, 3, 64, 64), 5.0)
+    inside = torch.zeros(4, 64, 64, dtype=torch.bool)
+    inside[:, 16:48, 16:48] = True  # a 32 x 32 box in each
+    crops[0, :, 16:48, 36:48] = 200.0  # a lit person on 3/8 of its box (12 of its 32 columns)
+    crops[1, :, 16:48, 44:48] = 200.0  # a lamp on an eighth of a dark person's box
+    crops[2, :, :16] = 255.0  # bright outside the box only
+    crops[3] = 31.0  # just below the level; and no box at all (nothing inside): not dark
+    inside_3 = inside.clone()
+    inside_3[3] = False
+    dark = dark_crops(crops, 32.0, inside_3)
+    assert dark.tolist() == [False, True, True, False]
+    assert dark_crops(crops[3:], 32.0, torch.ones(1, 64, 64, dtype=torch.bool)).tolist() == [True]
+    assert dark_crops(crops[3:] + 1, 32.0, torch.ones(1, 64, 64, dtype=torch.bool)).tolist() == [False]
