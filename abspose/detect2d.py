@@ -350,6 +350,8 @@ class BlazePose:
         self._prev_rois: torch.Tensor | None = None
         self._prev_boxes: torch.Tensor | None = None  # [T,4] keypoint boxes of the tracked people
         self._frame = 0
+        # how the last frame was seen: "as is", "stretched" (near-black) or "two looks" (dark with lights)
+        self.exposure = "as is"
 
     def _compile(self) -> None:
         """Compile the models on dummy inputs: BlazePose's detector at its one shape; the landmark model and
@@ -598,6 +600,7 @@ class BlazePose:
         # people in its dark part are stretched
         levels = dark_levels(rgb, opts.dark_level) if opts.dark_level > 0 else None
         lit_rgb, lit_rgb8 = None, None
+        self.exposure = "as is" if levels is None else "two looks" if levels[2] else "stretched"
         if levels is not None and levels[2]:
             lit_rgb, lit_rgb8 = stretch_levels(rgb, rgb8, *levels[:2])
         elif levels is not None:

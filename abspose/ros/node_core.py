@@ -52,6 +52,7 @@ class Stats:
     failed: int = 0  # any other exception in a frame
     monocular: int = 0  # frames run without depth although use_depth is on
     no_ground: int = 0  # frames without the TF ground plane although ground_frame is set
+    dark: int = 0  # frames the detector saw stretched (near-black, or dark with lights: detect2d.Options.dark_level)
     people: int = 0
     latency: float = float("nan")  # s from the image stamp to publishing
     last_image: float | None = None
@@ -61,6 +62,7 @@ class Stats:
     last_error: str = ""
     last_monocular: str = ""
     ground: str = ""  # where the last frame's floor came from (tf, parameters, depth)
+    exposure: str = ""  # how the detector saw the last frame (as is, stretched, two looks)
 
 
 class NodeCore:
@@ -263,6 +265,8 @@ class NodeCore:
             s.latency = (self.clock_ns() - stamp) * 1e-9
             s.people = sum(person.state != ENDED for person in result.people)
             s.ground = result.ground
+            s.exposure = result.exposure
+            s.dark += result.exposure != "as is"
         return result
 
     def _ground(self, header: Any, stamp: int) -> GroundPlane | None:
@@ -376,6 +380,8 @@ class NodeCore:
             "monocular frames (no depth paired)": str(s.monocular),
             "frames without the TF ground plane": str(s.no_ground),
             "ground plane": s.ground or "none",
+            "dark frames stretched": str(s.dark),
+            "last frame seen": s.exposure or "none yet",
         }
         return (*self._status(s, new, now), values)
 

@@ -48,6 +48,7 @@ class FrameResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0  # processing time of this frame
     ground: str = ""  # where this frame's floor came from: "tf", "parameters", "depth" or "" (none)
+    exposure: str = "as is"  # how the detector saw the image: "as is", "stretched" or "two looks" (dark frames)
 
 
 def scales(people: People) -> np.ndarray:
@@ -120,6 +121,7 @@ class FrameProcessor:
         people = self._run(array, camera, encoding, depth_args, warnings, plane)
         result = self._outputs(stamp, frame_id, people)
         result.warnings, result.ground = warnings, where
+        result.exposure = self.pipeline.detector.exposure
         result.seconds = time.perf_counter() - start
         return result
 

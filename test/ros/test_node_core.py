@@ -288,6 +288,30 @@ def test_process_runs_one_frame_in_the_calling_thread_and_stop_is_safe_before_ac
     assert core.state == INACTIVE and core.stop() is True
 
 
+def test_diagnostics_count_the_dark_frames_the_detector_stretched(bag_frame, make):
+    """The TU/e frame as recorded, at half a percent of its light, and so with a lamp: seen as is, stretched,
+    and with two looks; the diagnostics count the two dark ones and say how the last was seen."""
+    import numpy as np
+
+    from conftest import darkened, with_lamp
+
+    image, info, _ = bag_frame
+    pixels = np.asarray(image.data, np.uint8).reshape(image.height, image.width, -1)
+    dark = darkened(pixels, 0.005)
+    core = NodeCore(lambda level, text: None, T)
+    assert core.configure({"device": "cpu", "use_depth": False}, make(use_depth=False))
+    core.outputs = Published().outputs()
+    core.activate()
+    seen = []
+    for k, frame in enumerate((pixels, dark, with_lamp(dark, 0.01, (0.5, 0.5)))):
+        msg = stamped(dataclasses.replace(image, data=frame.reshape(-1)), image, 0.1 * k)
+        assert core.process(msg, stamped(info, image, 0.1 * k)) is not None
+        seen.append(core.diagnose()[2]["last frame seen"])
+    assert seen == ["as is", "stretched", "two looks"]
+    assert core.diagnose()[2]["dark frames stretched"] == "2" and core.stats.dark == 2
+    core.deactivate()
+
+
 def test_configure_refuses_bad_parameters_and_stays_unconfigured():
     lines = []
     core = NodeCore(lambda level, text: lines.append((level, text)), T)
