@@ -134,7 +134,7 @@ def dark_crops(crops: torch.Tensor, level: float, inside: torch.Tensor) -> torch
     count = inside.sum(dim=1)
     ranked = torch.where(inside, grey, torch.full_like(grey, math.inf)).sort(dim=1).values
     at = ((count - 1).clamp(min=0).float() * (1.0 - LIT_PERSON_SHARE)).round().long()
-    return (ranked.gather(1, at[:, None])[:, 0] < level) & (count > 0)
+    return ranked.gather(1, at[:, None])[:, 0] < level  # no pixel inside: inf, not dark
 
 
 def stretch_levels(

@@ -136,7 +136,7 @@ def test_a_dark_frame_is_stretched_to_the_full_range_and_a_bright_one_left_alone
 
 def test_a_dark_frame_with_lights_is_stretched_by_its_dark_part_and_a_lit_one_left_alone():
     photo = read_rgb(data_path("images", "tue_people_recognition", "example_group_photo.jpg"))
-    dark = darkened(photo, 0.01)
+    dark = darkened(photo, 0.01) + np.uint8(10)  # over a camera's black level of 10
     # a lamp on 1 % of the frame: the brightest grey level white, the 95th percentile of the rest still dark
     lamp = with_lamp(dark, 0.01, (0.5, 0.05))
     assert dark_levels(to_rgb_tensor(lamp), 32.0)[:2] != dark_levels(to_rgb_tensor(dark), 32.0)[:2]
@@ -148,16 +148,16 @@ def test_a_dark_frame_with_lights_is_stretched_by_its_dark_part_and_a_lit_one_le
 
 
 def test_a_crop_is_dark_where_the_brightest_quarter_of_its_box_is():
-    crops = torch.full((4, 3, 64, 64), 5.0)
-    inside = torch.zeros(4, 64, 64, dtype=torch.bool)
+    crops = torch.full((5, 3, 64, 64), 5.0)
+    inside = torch.zeros(5, 64, 64, dtype=torch.bool)
     inside[:, 16:48, 16:48] = True  # a 32 x 32 box in each
     crops[0, :, 16:48, 36:48] = 200.0  # a lit person on 3/8 of its box (12 of its 32 columns)
-    crops[1, :, 16:48, 44:48] = 200.0  # a lamp on an eighth of a dark person's box
-    crops[2, :, :16] = 255.0  # bright outside the box only
-    crops[3] = 31.0  # just below the level; and no box at all (nothing inside): not dark
-    inside_3 = inside.clone()
-    inside_3[3] = False
-    dark = dark_crops(crops, 32.0, inside_3)
-    assert dark.tolist() == [False, True, True, False]
-    assert dark_crops(crops[3:], 32.0, torch.ones(1, 64, 64, dtype=torch.bool)).tolist() == [True]
-    assert dark_crops(crops[3:] + 1, 32.0, torch.ones(1, 64, 64, dtype=torch.bool)).tolist() == [False]
+    crops[1, :, 16:48, 40:48] = 200.0  # lit on a quarter of it, no more: dark
+    crops[2, :, 16:48, 44:48] = 200.0  # a lamp on an eighth of a dark person's box
+    crops[3, :, :16] = 255.0  # bright outside the box only
+    crops[4] = 31.0  # just below the level; and no box at all (nothing inside): not dark
+    inside[4] = False
+    assert dark_crops(crops, 32.0, inside).tolist() == [False, True, True, True, False]
+    everywhere = torch.ones(1, 64, 64, dtype=torch.bool)
+    assert dark_crops(crops[4:], 32.0, everywhere).tolist() == [True]
+    assert dark_crops(crops[4:] + 1, 32.0, everywhere).tolist() == [False]

@@ -38,6 +38,7 @@ TARGETS: dict[str, list[str]] = {
         "test/ros/test_processor.py",
         "test/ros/test_parameters.py",
         "test/test_body_scale.py",
+        "test/ros/test_node_core.py::test_diagnostics_count_the_dark_frames_the_detector_stretched",
     ],
     "abspose/ros/config.py": ["test/ros/test_config.py", "test/ros/test_parameters.py", "test/ros/test_node_core.py"],
     "abspose/ros/inputs.py": ["test/ros/test_inputs.py", "test/ros/test_processor.py"],
@@ -67,6 +68,7 @@ TARGETS: dict[str, list[str]] = {
         "test/test_detect2d.py",
         "test/training/test_people_recall.py",
         "test/test_person_detector.py::test_people_lying_or_turned_get_the_skeleton_they_have_upright",
+        "test/ros/test_node_core.py::test_diagnostics_count_the_dark_frames_the_detector_stretched",
     ],
     "abspose/pipeline.py": ["test/test_pipeline_real.py", "test/ros/test_processor.py"],
     "abspose/models/tfjs_graph.py": [
@@ -253,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180.0, help="s per mutant's test run")
     parser.add_argument("--only", default="", help="modules whose path contains this text (comma-separated: any)")
+    parser.add_argument("--lines", default="", help="FIRST-LAST: only mutants on these lines of the chosen modules")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="abspose_mutation_") as tmp:
@@ -265,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             if not any(part in module for part in args.only.split(",")):
                 continue
             ms = mutants(module, dirs[0])
+            if args.lines:
+                first, last = (int(n) for n in args.lines.split("-"))
+                ms = [m for m in ms if first <= m.line <= last]
             chosen += rng.sample(ms, min(args.per_module, len(ms))) if args.per_module else ms
         print(f"{len(chosen)} mutants in {len({m.module for m in chosen})} modules, {args.jobs} jobs", flush=True)
         tests = sorted({t for m in chosen for t in TARGETS[m.module]})
