@@ -198,6 +198,23 @@ def test_people_lying_or_turned_get_the_skeleton_they_have_upright(blazepose):
                     assert min(err, default=np.inf) > 0.2, (key, k, err)
 
 
+def test_a_box_at_least_orient_aspect_as_wide_as_tall_is_looked_at_for_a_turn(blazepose):
+    """The sitting woman lying (turned by 90°): her box reshaped about its centre to 0.75 and 0.65 as wide as tall
+    (``orient_aspect`` 0.7): the first gets BlazePose's detection of the turned body, the second stays upright."""
+    labels = next(lab for lab in load_labels() if lab.key == "mp_sitting")
+    turned = np.ascontiguousarray(np.rot90(read_labelled_image(labels, data_path("images").parent), 1))
+    rgb = torch.from_numpy(turned).permute(2, 0, 1).float()
+    model = blazepose()
+    box = model.person_boxes(rgb, turned)[0][:1]
+    centre, height = (box[:, 0] + box[:, 2]) / 2, box[:, 3] - box[:, 1]
+    angles = []
+    for aspect in (0.75, 0.65):
+        reshaped = torch.stack([centre - aspect * height / 2, box[:, 1], centre + aspect * height / 2, box[:, 3]], -1)
+        angles.append(float(model.oriented_rois(rgb, reshaped, turned)[0, 3]))
+    # measured: -1.69 rad (a quarter turn) at 0.75
+    assert abs(abs(angles[0]) - np.pi / 2) < 0.4 and angles[1] == 0.0
+
+
 def test_views_in_chunks_give_the_boxes_of_one_batch(blazepose, monkeypatch):
     """A large frame's tiles run BATCH views per NanoDet call (memory); the boxes are those of one batch."""
     from abspose import person_detector

@@ -68,6 +68,7 @@ TARGETS: dict[str, list[str]] = {
         "test/test_detect2d.py",
         "test/training/test_people_recall.py",
         "test/test_person_detector.py::test_people_lying_or_turned_get_the_skeleton_they_have_upright",
+        "test/test_person_detector.py::test_a_box_at_least_orient_aspect_as_wide_as_tall_is_looked_at_for_a_turn",
         "test/ros/test_node_core.py::test_diagnostics_count_the_dark_frames_the_detector_stretched",
     ],
     "abspose/pipeline.py": ["test/test_pipeline_real.py", "test/ros/test_processor.py"],
@@ -248,6 +249,14 @@ def run_one(m: Mutant, workdir: Path, timeout: float) -> tuple[Mutant, str, floa
     return m, outcome, time.monotonic() - start
 
 
+def _line_range(text: str) -> tuple[int, int]:
+    """'FIRST-LAST' -> (first, last) line numbers (argparse reports a bad value and exits 2)."""
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
+        raise argparse.ArgumentTypeError(f"'{text}' is not FIRST-LAST line numbers")
+    return int(first), int(last)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-module", type=int, default=15, help="mutants sampled per module (0: all)")
@@ -255,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180.0, help="s per mutant's test run")
     parser.add_argument("--only", default="", help="modules whose path contains this text (comma-separated: any)")
-    parser.add_argument("--lines", default="", help="FIRST-LAST: only mutants on these lines of the chosen modules")
+    parser.add_argument(
+        "--lines", type=_line_range, default=None, help="FIRST-LAST: only mutants on these lines of the chosen modules"
+    )
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="abspose_mutation_") as tmp:
@@ -269,8 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ms = mutants(module, dirs[0])
             if args.lines:
-                first, last = (int(n) for n in args.lines.split("-"))
-                ms = [m for m in ms if first <= m.line <= last]
+                ms = [m for m in ms if args.lines[0] <= m.line <= args.lines[1]]
             chosen += rng.sample(ms, min(args.per_module, len(ms))) if args.per_module else ms
         print(f"{len(chosen)} mutants in {len({m.module for m in chosen})} modules, {args.jobs} jobs", flush=True)
         tests = sorted({t for m in chosen for t in TARGETS[m.module]})
