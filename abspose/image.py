@@ -100,6 +100,7 @@ def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
 
 DARK_SAMPLES = 16_384  # pixels whose grey levels tell a dark frame
 LIGHTS_SHARE = 0.05  # the share of a dark frame that lamps, windows or lit people may take
+LIGHTS_CONTRAST = 4.0  # lights are at least this x the dark level bright (99.5th percentile)
 LIT_PERSON_SHARE = 0.25  # the share of its person box that a lit person covers at least
 
 
@@ -109,8 +110,9 @@ def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float, bool] | 
 
     rgb: [3,H,W] 0..255 (any dtype). Grey levels: the channel mean over a grid of ~16,000 pixels. Dark: its
     bright end — the 99.5th percentile — lies below ``level``, as in a dim room or a 10/12-bit mono16 camera
-    read at 16 bits (lights False); or that lies above but the 95th percentile below (lights True: lamps,
-    windows or lit people on at most 5 % of the frame, which the stretch would clip). black = the 0.5th
+    read at 16 bits (lights False); or the 95th percentile lies below ``level`` and the 99.5th at least 4 x
+    above it (lights True: lamps, windows or lit people on at most 5 % of the frame, which the stretch would
+    clip; a frame merely dim, its brightest pixels just above ``level``, is not dark). black = the 0.5th
     percentile; gain maps black..bright end to 0..255."""
     step = max(1, round(math.sqrt(rgb.shape[1] * rgb.shape[2] / DARK_SAMPLES)))
     # a histogram of the channel sums (0..765, a third of a grey level apart): no sort
@@ -120,7 +122,7 @@ def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float, bool] | 
     black, lit, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
     if bright < level:
         return black, 255.0 / max(bright - black, 1.0), False
-    if lit < level:
+    if lit < level and bright >= LIGHTS_CONTRAST * level:
         return black, 255.0 / max(lit - black, 1.0), True
     return None
 

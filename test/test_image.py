@@ -139,12 +139,21 @@ def test_a_dark_frame_with_lights_is_stretched_by_its_dark_part_and_a_lit_one_le
     dark = darkened(photo, 0.01) + np.uint8(10)  # over a camera's black level of 10
     # a lamp on 1 % of the frame: the brightest grey level white, the 95th percentile of the rest still dark
     lamp = with_lamp(dark, 0.01, (0.5, 0.05))
-    assert dark_levels(to_rgb_tensor(lamp), 32.0)[:2] != dark_levels(to_rgb_tensor(dark), 32.0)[:2]
     black, gain, lights = dark_levels(to_rgb_tensor(lamp), 32.0)
     low, lit = np.percentile(lamp.mean(axis=2), [0.5, 95])
     assert lights and abs(black - low) < 0.7 and abs(gain * (lit - low) / 255 - 1) < 0.04
     # lights on more than a twentieth of it: not a dark frame
     assert dark_levels(to_rgb_tensor(with_lamp(dark, 0.05, (0.5, 0.5))), 32.0) is None
+    # a dim frame (the light x 0.02): its 95th percentile below the level, its brightest pixels (37) just above,
+    # not four times above: no lights, not dark (a second look there lost 2 of the 9 people)
+    dim = to_rgb_tensor(darkened(photo, 0.02))
+    assert np.percentile(darkened(photo, 0.02).mean(axis=2), 95) < 32.0 and dark_levels(dim, 32.0) is None
+    # lights are 4 x the level bright: a flat dark frame with 1 % of it at grey 127 is not dark, at 128 it has lights
+    spots = np.full((100, 100, 3), 10, np.uint8)
+    spots[:1] = 127
+    assert dark_levels(to_rgb_tensor(spots), 32.0) is None
+    spots[:1] = 128
+    assert dark_levels(to_rgb_tensor(spots), 32.0)[2]
 
 
 def test_a_crop_is_dark_where_the_brightest_quarter_of_its_box_is():
