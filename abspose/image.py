@@ -99,7 +99,9 @@ def to_rgb8(image: np.ndarray, encoding: str | None = None) -> np.ndarray:
 
 
 DARK_SAMPLES = 16_384  # pixels whose grey levels tell a dark frame
-LIGHTS_SHARE = 0.05  # the share of a dark frame that lamps, windows or lit people may take
+# the shares of a dark frame that lamps, windows or lit people may take, tried in turn: the bright end of its
+# dark part is the highest of these percentiles below the dark level (the 99.5th: no lights)
+LIGHTS_SHARES = (0.005, 0.05, 0.25)
 LIGHTS_CONTRAST = 4.0  # lights are at least this x the dark level bright (99.5th percentile)
 LIT_PERSON_SHARE = 0.25  # the share of its person box that a lit person covers at least
 
@@ -110,20 +112,20 @@ def dark_levels(rgb: torch.Tensor, level: float) -> tuple[float, float, bool] | 
 
     rgb: [3,H,W] 0..255 (any dtype). Grey levels: the channel mean over a grid of ~16,000 pixels. Dark: its
     bright end — the 99.5th percentile — lies below ``level``, as in a dim room or a 10/12-bit mono16 camera
-    read at 16 bits (lights False); or the 95th percentile lies below ``level`` and the 99.5th at least 4 x
-    above it (lights True: lamps, windows or lit people on at most 5 % of the frame, which the stretch would
-    clip; a frame merely dim, its brightest pixels just above ``level``, is not dark). black = the 0.5th
-    percentile; gain maps black..bright end to 0..255."""
+    read at 16 bits (lights False); or the 95th or else the 75th percentile lies below ``level`` and the 99.5th
+    at least 4 x above it (lights True: lamps, windows or lit people on at most a quarter of the frame, which
+    the stretch would clip; a frame merely dim, its brightest pixels just above ``level``, is not dark).
+    black = the 0.5th percentile; gain maps black..that bright end to 0..255."""
     step = max(1, round(math.sqrt(rgb.shape[1] * rgb.shape[2] / DARK_SAMPLES)))
     # a histogram of the channel sums (0..765, a third of a grey level apart): no sort
     sums = rgb[:, ::step, ::step].float().sum(dim=0).round().clamp(0, 765).long().flatten()
     cumulative = torch.bincount(sums, minlength=766).cumsum(0).double()
-    at = torch.tensor([0.005, 1.0 - LIGHTS_SHARE, 0.995], dtype=torch.float64, device=sums.device) * sums.numel()
-    black, lit, bright = (torch.searchsorted(cumulative, at).float() / 3.0).tolist()
-    if bright < level:
-        return black, 255.0 / max(bright - black, 1.0), False
-    if lit < level and bright >= LIGHTS_CONTRAST * level:
-        return black, 255.0 / max(lit - black, 1.0), True
+    shares = torch.tensor((0.005, *(1.0 - s for s in LIGHTS_SHARES)), dtype=torch.float64, device=sums.device)
+    black, *ends = (torch.searchsorted(cumulative, shares * sums.numel()).float() / 3.0).tolist()
+    bright = ends[0]
+    for k, end in enumerate(ends):
+        if end < level and (k == 0 or bright >= LIGHTS_CONTRAST * level):
+            return black, 255.0 / max(end - black, 1.0), k > 0
     return None
 
 

@@ -142,8 +142,13 @@ def test_a_dark_frame_with_lights_is_stretched_by_its_dark_part_and_a_lit_one_le
     black, gain, lights = dark_levels(to_rgb_tensor(lamp), 32.0)
     low, lit = np.percentile(lamp.mean(axis=2), [0.5, 95])
     assert lights and abs(black - low) < 0.7 and abs(gain * (lit - low) / 255 - 1) < 0.04
-    # lights on more than a twentieth of it: not a dark frame
-    assert dark_levels(to_rgb_tensor(with_lamp(dark, 0.05, (0.5, 0.5))), 32.0) is None
+    # a larger one (a window) on a twentieth of it and its glow: the dark part ends at the 75th percentile
+    window = with_lamp(dark, 0.05, (0.5, 0.5))
+    black, gain, lights = dark_levels(to_rgb_tensor(window), 32.0)
+    low, lit = np.percentile(window.mean(axis=2), [0.5, 75])
+    assert lights and abs(black - low) < 0.7 and abs(gain * (lit - low) / 255 - 1) < 0.04
+    # lights on more than a quarter of it: not a dark frame
+    assert dark_levels(to_rgb_tensor(with_lamp(dark, 0.1, (0.5, 0.5))), 32.0) is None
     # a dim frame (the light x 0.02): its 95th percentile below the level, its brightest pixels (37) just above,
     # not four times above: no lights, not dark (a second look there lost 2 of the 9 people)
     dim = to_rgb_tensor(darkened(photo, 0.02))
