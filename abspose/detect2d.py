@@ -110,8 +110,8 @@ class Options:
     # a frame whose bright end (99.5th percentile of grey levels) lies below this is stretched to the full
     # range before the detector and the landmark model see it (a dim room; a 10/12-bit mono16 camera): NanoDet
     # and BlazePose find few people in near-black frames (docs/detect2d.md: near-black frames; 0: off). One
-    # whose 95th percentile lies below it and 99.5th 4 x above (lamps, windows or lit people on the rest) gets a
-    # second, stretched look for NanoDet, and the people in its dark part are cropped from that
+    # whose 95th (or 75th) percentile lies below it and 99.5th 4 x above (lamps, windows or lit people on the rest)
+    # gets a second, stretched look for NanoDet, and the people in its dark part are cropped from that
     dark_level: float = 32.0
     mask_margin: float = 0.2  # crops from a box are blanked outside it grown by this x its size (<0: off)
     mask_value: float = 0.0  # the blank (landmark input range 0..1)
