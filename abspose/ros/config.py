@@ -51,8 +51,8 @@ DEFAULTS: dict[str, Any] = {
     # this on average is drawn over an object (a robot): dropped (0: off; the mask is computed for such crops only)
     "detector.person_mask": 0.55,
     # a frame whose brightest pixels (99.5th percentile grey level, 0..255) lie below this is stretched to the full
-    # range before detection (a dim room, a 10/12-bit mono16 camera); one whose 95th percentile does, with lights
-    # 4 x brighter on the rest (lamps, lit people), gets a second, stretched look (nanodet); 0: off
+    # range before detection (a dim room, a 10/12-bit mono16 camera); one whose 95th (or 75th) percentile does, with
+    # lights 4 x brighter on the rest (lamps, windows, lit people), gets a second, stretched look (nanodet); 0: off
     "detector.dark_level": 32.0,
     "detector.min_score": 0.5,  # blazepose: its detector's score threshold
     "detector.max_people": 0,  # 0 = no limit
